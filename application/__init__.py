@@ -1,0 +1,1 @@
+"""Use cases (train, validate, promote, rollback, score). They talk to ports, not frameworks."""

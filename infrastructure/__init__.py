@@ -1,0 +1,1 @@
+"""Adapters, services, settings, CLI and the composition root. May import anything."""

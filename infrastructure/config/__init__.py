@@ -1,0 +1,1 @@
+"""The only place that reads environment variables, YAML files and CLI options."""

@@ -1,0 +1,1 @@
+"""Training adapters: scikit-learn pipelines and transformers fine-tuning."""

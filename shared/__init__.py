@@ -1,0 +1,1 @@
+"""Cross-cutting pieces every layer may use: errors, logging setup, small types."""

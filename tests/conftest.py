@@ -1,0 +1,32 @@
+"""Test-wide isolation: every run gets its own MLflow/BentoML state in a temp folder."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Point MLOPS_HOME and BENTOML_HOME at a temp dir before anything touches a store.
+
+    BentoML reads BENTOML_HOME once per process, so the store is shared by the session;
+    tests that need their own registry state use unique model names.
+    """
+    home = tmp_path_factory.mktemp("mlops-home")
+    saved = {key: os.environ.get(key) for key in ("MLOPS_HOME", "BENTOML_HOME")}
+    os.environ["MLOPS_HOME"] = str(home)
+    os.environ["BENTOML_HOME"] = str(home / "bentoml")
+    os.environ["BENTOML_DO_NOT_TRACK"] = "True"
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(tmp_path_factory.mktemp("prom")))
+    yield home
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

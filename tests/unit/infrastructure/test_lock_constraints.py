@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from infrastructure.dependencies.lock_constraints import (
+    constraints_for,
+    main,
+    mismatches,
+    read_lock,
+    version_of,
+)
+from tests.conftest import REPO_ROOT
+
+LOCK = """
+[[package]]
+name = "Flask_Login"
+version = "0.6.3"
+groups = ["main"]
+
+[[package]]
+name = "pywin32"
+version = "311"
+groups = ["main"]
+markers = "sys_platform == \\"win32\\""
+
+[[package]]
+name = "nvidia-cublas"
+version = "13.1.1.3"
+groups = ["main"]
+markers = "platform_system == \\"Linux\\""
+
+[[package]]
+name = "nvidia-cublas"
+version = "13.10.0.20"
+groups = ["main"]
+markers = "platform_system == \\"Linux\\""
+
+[[package]]
+name = "pytest"
+version = "8.4.0"
+groups = ["dev"]
+markers = {main = "python_version >= \\"3.99\\"", dev = "sys_platform == \\"linux\\""}
+
+[metadata]
+lock-version = "2.1"
+"""
+
+LINUX = {"sys_platform": "linux", "platform_system": "Linux", "python_version": "3.11"}
+WINDOWS = {"sys_platform": "win32", "platform_system": "Windows", "python_version": "3.11"}
+
+
+@pytest.fixture
+def lock_file(tmp_path: Path) -> Path:
+    path = tmp_path / "poetry.lock"
+    path.write_text(LOCK)
+    return path
+
+
+def test_markers_select_packages_for_the_platform(lock_file: Path) -> None:
+    packages = read_lock(lock_file)
+
+    linux = constraints_for(packages, LINUX)
+    windows = constraints_for(packages, WINDOWS)
+
+    assert "flask-login==0.6.3" in linux
+    assert "pytest==8.4.0" in linux
+    assert not any(line.startswith("pywin32") for line in linux)
+    assert "pywin32==311" in windows
+    assert not any(line.startswith("nvidia") for line in windows)
+
+
+def test_two_locked_versions_become_a_bounded_range(lock_file: Path) -> None:
+    lines = constraints_for(read_lock(lock_file), LINUX)
+    assert "nvidia-cublas>=13.1.1.3,<=13.10.0.20" in lines
+
+
+def test_skip_and_version_of(lock_file: Path) -> None:
+    packages = read_lock(lock_file)
+    assert version_of(packages, "flask-login") == "0.6.3"
+    assert not any(
+        line.startswith("pytest") for line in constraints_for(packages, LINUX, ["PyTest"])
+    )
+    with pytest.raises(KeyError):
+        version_of(packages, "absent")
+
+
+def test_mismatches_ignore_local_version_labels(lock_file: Path) -> None:
+    packages = read_lock(lock_file)
+    assert mismatches(packages, {"flask-login": "0.6.3", "nvidia-cublas": "13.10.0.20"}) == []
+    assert mismatches(packages, {"pytest": "8.4.0+local"}) == []
+    assert mismatches(packages, {"flask-login": "0.6.2"}) == [
+        "flask-login: installed 0.6.2, locked 0.6.3"
+    ]
+
+
+def test_cli_writes_constraints_file(lock_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "constraints.txt"
+    assert main([str(lock_file), "-o", str(out)]) == 0
+    assert "flask-login==0.6.3" in out.read_text().splitlines()
+
+
+def test_the_project_lock_pins_torch_2_13_and_matches_this_environment() -> None:
+    packages = read_lock(REPO_ROOT / "poetry.lock")
+    assert version_of(packages, "torch").startswith("2.13.")
+    assert mismatches(packages) == []
