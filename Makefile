@@ -14,7 +14,7 @@ MODEL ?= iris-classifier
 # Optional: a PyTorch wheel index for the torch step only (CI uses the CPU-only one).
 TORCH_INDEX_URL ?=
 
-.PHONY: help install format lint test clean checkgpu verify-lock
+.PHONY: help install format lint test clean checkgpu verify-lock train validate promote rollback models demo
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -51,6 +51,29 @@ test: install ## Run the test suite (unit, integration, e2e; slow tests use tiny
 
 checkgpu: install ## Show whether torch sees a GPU here
 	$(PY) -c "import torch; print('torch', torch.__version__); print('cuda available:', torch.cuda.is_available()); print('devices:', [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())])"
+
+train: install ## Train CONFIG (default configs/iris.yaml); best model becomes `challenger`
+	$(BIN)/mlops train $(CONFIG)
+
+validate: install ## Gate MODEL's challenger on its held-out split (exit 1 below threshold)
+	$(BIN)/mlops validate $(MODEL) --alias challenger
+
+promote: install ## Promote MODEL's challenger to champion if it passes the gate
+	$(BIN)/mlops promote $(MODEL)
+
+rollback: install ## Return MODEL's champion to the previous champion
+	$(BIN)/mlops rollback $(MODEL)
+
+models: install ## List MODEL's versions, metrics, aliases and BentoML tags
+	$(BIN)/mlops models $(MODEL)
+
+demo: install ## Train iris if it has no champion yet, gate it and promote it
+	@if $(BIN)/mlops models $(MODEL) 2>/dev/null | grep -q champion; then \
+		echo "$(MODEL) already has a champion:"; $(BIN)/mlops models $(MODEL); \
+	else \
+		$(BIN)/mlops train $(CONFIG) && $(BIN)/mlops validate $(MODEL) --alias challenger && \
+		$(BIN)/mlops promote $(MODEL) && $(BIN)/mlops models $(MODEL); \
+	fi
 
 clean: ## Remove caches and local state (.mlops); keeps .venv
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov .mlops mlruns monitoring

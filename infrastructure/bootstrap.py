@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from infrastructure.config.settings import MlopsSettings
 from shared.logging import configure_logging
+
+if TYPE_CHECKING:
+    from infrastructure.ml.dataset_loader import PandasDatasetLoader
+    from infrastructure.ml.sklearn_trainer import SklearnTabularTrainer
+    from infrastructure.store.bento_model_store import BentoModelStore
+    from infrastructure.tracking.mlflow_registry import MlflowModelRegistry
+    from infrastructure.tracking.mlflow_tracker import MlflowExperimentTracker
 
 
 def prepare_environment(settings: MlopsSettings) -> None:
@@ -17,18 +26,50 @@ def prepare_environment(settings: MlopsSettings) -> None:
     """
     settings.home.mkdir(parents=True, exist_ok=True)
     settings.bentoml_home.mkdir(parents=True, exist_ok=True)
-    if settings.tracking_uri.startswith("sqlite:///"):
-        settings.home.mkdir(parents=True, exist_ok=True)
     os.environ["BENTOML_HOME"] = str(settings.bentoml_home)
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
+    # MLflow otherwise warns on every run about git metadata it cannot find.
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     configure_logging(settings.log_level)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Container:
-    """Everything the CLI and services need, built once per process."""
+    """Adapters built lazily, once per process, from one settings object."""
 
     settings: MlopsSettings
+
+    @cached_property
+    def registry(self) -> MlflowModelRegistry:
+        from infrastructure.tracking.mlflow_registry import MlflowModelRegistry
+
+        return MlflowModelRegistry(self.settings.tracking_uri, self.settings.registry_uri)
+
+    @cached_property
+    def tracker(self) -> MlflowExperimentTracker:
+        from infrastructure.tracking.mlflow_tracker import MlflowExperimentTracker
+
+        return MlflowExperimentTracker(
+            self.settings.tracking_uri, self.settings.registry_uri, self.settings.artifact_location
+        )
+
+    @cached_property
+    def store(self) -> BentoModelStore:
+        from infrastructure.store.bento_model_store import BentoModelStore
+
+        return BentoModelStore()
+
+    @cached_property
+    def dataset_loader(self) -> PandasDatasetLoader:
+        from infrastructure.ml.dataset_loader import PandasDatasetLoader
+
+        return PandasDatasetLoader()
+
+    @cached_property
+    def tabular_trainer(self) -> SklearnTabularTrainer:
+        from infrastructure.ml.sklearn_trainer import SklearnTabularTrainer
+
+        return SklearnTabularTrainer()
 
 
 def bootstrap(settings: MlopsSettings | None = None) -> Container:

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import importlib.metadata
 import platform
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from infrastructure.config.settings import MlopsSettings
+from shared.errors import GateFailedError, MlopsError
+
+if TYPE_CHECKING:
+    from application.validation.validate_model import ValidationResult
+    from domain.evaluation.classification import ClassificationReport
+    from infrastructure.bootstrap import Container
 
 app = typer.Typer(
     name="mlops",
@@ -66,6 +76,206 @@ def info() -> None:
     for key, value in settings.describe().items():
         effective.add_row(key, value)
     console.print(effective)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Project errors become one red line and an exit code, never a stack trace."""
+    try:
+        yield
+    except GateFailedError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from error
+    except MlopsError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
+
+
+def _container() -> Container:
+    from infrastructure.bootstrap import bootstrap
+
+    return bootstrap()
+
+
+def _report_table(title: str, report: ClassificationReport) -> Table:
+    table = Table(title=title)
+    table.add_column("class")
+    for column in ("precision", "recall", "f1", "support"):
+        table.add_column(column, justify="right")
+    for name, row in report.per_class.items():
+        table.add_row(
+            name, f"{row.precision:.3f}", f"{row.recall:.3f}", f"{row.f1:.3f}", str(row.support)
+        )
+    table.add_row(
+        "macro avg",
+        f"{report.macro_precision:.3f}",
+        f"{report.macro_recall:.3f}",
+        f"{report.macro_f1:.3f}",
+        str(report.samples),
+    )
+    table.add_row(
+        "weighted avg",
+        f"{report.weighted_precision:.3f}",
+        f"{report.weighted_recall:.3f}",
+        f"{report.weighted_f1:.3f}",
+        str(report.samples),
+    )
+    table.caption = f"accuracy {report.accuracy:.4f}"
+    return table
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="job config YAML, e.g. configs/iris.yaml")],
+) -> None:
+    """Train the candidates of a job config, register the best as `challenger`, store it in BentoML.
+
+    Exits 1 when the best model is below the config's gate (it stays registered as challenger,
+    and `champion` does not move).
+    """
+    from application.training.train_tabular import train_tabular
+    from infrastructure.config.job_config import load_tabular_job
+
+    with _user_errors():
+        job = load_tabular_job(config)
+        container = _container()
+        with console.status("starting") as status:
+            say: Callable[[str], None] = lambda message: status.update(message)  # noqa: E731
+            outcome = train_tabular(
+                job,
+                container.dataset_loader,
+                container.tabular_trainer,
+                container.tracker,
+                container.registry,
+                container.store,
+                progress=say,
+            )
+    for warning in outcome.warnings:
+        console.print(f"[yellow]data quality:[/yellow] {warning}")
+    summary = Table(
+        title=f"{job.registered_model_name}: candidates ({job.selection_metric} selects)"
+    )
+    summary.add_column("candidate")
+    for column in ("accuracy", "macro_f1", "weighted_f1", "fit s"):
+        summary.add_column(column, justify="right")
+    for result in outcome.candidates:
+        metrics = result.report.metrics()
+        marker = " *" if result is outcome.winner else ""
+        summary.add_row(
+            result.name + marker,
+            f"{metrics['accuracy']:.4f}",
+            f"{metrics['macro_f1']:.4f}",
+            f"{metrics['weighted_f1']:.4f}",
+            f"{result.fit_seconds:.2f}",
+        )
+    console.print(summary)
+    console.print(
+        f"dataset {outcome.fingerprint.short} ({outcome.fingerprint.rows} rows) | "
+        f"run {outcome.run_id} | registered {job.registered_model_name} "
+        f"v{outcome.registered.version} @challenger | bentoml {outcome.stored_tag}"
+    )
+    colour = "green" if outcome.gate.passed else "red"
+    console.print(f"[{colour}]{outcome.gate.describe()}[/{colour}]")
+    if not outcome.gate.passed:
+        raise typer.Exit(1)
+
+
+def _print_validation(result: ValidationResult) -> None:
+    info = result.version
+    console.print(
+        _report_table(f"{info.name} v{info.version} on its held-out split", result.report)
+    )
+    colour = "green" if result.gate.passed else "red"
+    console.print(f"[{colour}]{result.gate.describe()}[/{colour}]")
+
+
+@app.command()
+def validate(
+    model: Annotated[str, typer.Argument(help="registered model name")],
+    alias: Annotated[str | None, typer.Option(help="alias to validate")] = None,
+    version: Annotated[
+        str | None, typer.Option(help="version to validate (overrides alias)")
+    ] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="gate threshold (default: the trained one)"),
+    ] = None,
+) -> None:
+    """Re-evaluate a version on the held-out split kept with its run; exit 1 below the gate."""
+    from application.validation.validate_model import validate_model
+
+    with _user_errors():
+        result = validate_model(_container().registry, model, alias, version, threshold)
+    _print_validation(result)
+    if not result.gate.passed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def promote(
+    model: Annotated[str, typer.Argument(help="registered model name")],
+    version: Annotated[
+        str | None, typer.Option(help="version to promote (default: challenger)")
+    ] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="gate threshold (default: the trained one)"),
+    ] = None,
+) -> None:
+    """Move `champion` (MLflow alias and BentoML label) to a version, only if it passes the gate."""
+    from application.registry.lifecycle import promote as promote_version
+
+    with _user_errors():
+        container = _container()
+        result = promote_version(container.registry, container.store, model, version, threshold)
+    _print_validation(result.validation)
+    previous = f" (was v{result.previous})" if result.previous else ""
+    console.print(f"[green]{model} champion -> v{result.version}{previous}[/green]")
+
+
+@app.command()
+def rollback(model: Annotated[str, typer.Argument(help="registered model name")]) -> None:
+    """Return `champion` to the previous champion."""
+    from application.registry.lifecycle import rollback as rollback_champion
+
+    with _user_errors():
+        container = _container()
+        moved_from, moved_to = rollback_champion(container.registry, container.store, model)
+    console.print(f"[green]{model} champion v{moved_from} -> v{moved_to}[/green]")
+
+
+@app.command()
+def models(model: Annotated[str, typer.Argument(help="registered model name")]) -> None:
+    """List a model's registered versions with metrics, aliases and BentoML tags."""
+    with _user_errors():
+        container = _container()
+        versions = container.registry.list_versions(model)
+        stored = container.store.list_tags(model)
+    if not versions:
+        console.print(f"no versions registered for {model!r}")
+        raise typer.Exit(1)
+    table = Table(title=model)
+    for column in (
+        "version",
+        "aliases",
+        "accuracy",
+        "macro_f1",
+        "candidate",
+        "gate",
+        "bentoml tag",
+    ):
+        table.add_column(column)
+    for info in versions:
+        table.add_row(
+            info.version,
+            ", ".join(info.aliases),
+            f"{info.metrics['accuracy']:.4f}" if "accuracy" in info.metrics else "",
+            f"{info.metrics['macro_f1']:.4f}" if "macro_f1" in info.metrics else "",
+            info.tags.get("candidate", ""),
+            info.tags.get("gate.passed", ""),
+            stored.get(info.version, ""),
+        )
+    console.print(table)
 
 
 def main() -> None:  # pragma: no cover - console-script shim

@@ -19,9 +19,11 @@ def isolated_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     tests that need their own registry state use unique model names.
     """
     home = tmp_path_factory.mktemp("mlops-home")
-    saved = {key: os.environ.get(key) for key in ("MLOPS_HOME", "BENTOML_HOME")}
+    keys = ("MLOPS_HOME", "BENTOML_HOME", "MLOPS_BENTOML_HOME")
+    saved = {key: os.environ.get(key) for key in keys}
     os.environ["MLOPS_HOME"] = str(home)
     os.environ["BENTOML_HOME"] = str(home / "bentoml")
+    os.environ["MLOPS_BENTOML_HOME"] = str(home / "bentoml")
     os.environ["BENTOML_DO_NOT_TRACK"] = "True"
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(tmp_path_factory.mktemp("prom")))
     yield home

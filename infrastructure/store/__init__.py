@@ -1,0 +1,1 @@
+"""BentoML model store adapter."""

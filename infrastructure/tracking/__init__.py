@@ -1,0 +1,1 @@
+"""MLflow adapters: experiment tracking and the model registry."""

@@ -1,0 +1,121 @@
+"""Ports: what the use cases need from the outside world. Adapters live in infrastructure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from domain.data.fingerprint import DatasetFingerprint
+from domain.data.schema import FeatureSchema
+from domain.evaluation.classification import ClassificationReport
+from domain.models.version import ModelVersionInfo
+
+
+class Classifier(Protocol):
+    """A fitted model that takes prepared feature frames."""
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray: ...
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray: ...
+
+
+class DatasetLoader(Protocol):
+    def load(self, source: str) -> pd.DataFrame: ...
+
+
+class TabularTrainer(Protocol):
+    def fit(
+        self,
+        estimator: str,
+        params: Mapping[str, Any],
+        features: pd.DataFrame,
+        labels: pd.Series,
+        schema: FeatureSchema,
+        seed: int,
+    ) -> Classifier: ...
+
+
+class ExperimentTracker(Protocol):
+    def training_run(
+        self, experiment: str, run_name: str, tags: Mapping[str, str]
+    ) -> AbstractContextManager[str]:
+        """Open the parent run; yields its id. An exception marks the run FAILED."""
+        ...
+
+    def candidate_run(self, run_name: str) -> AbstractContextManager[str]:
+        """Open a run nested in the current training run; yields its id."""
+        ...
+
+    def log_params(self, params: Mapping[str, Any]) -> None: ...
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None: ...
+
+    def set_tags(self, tags: Mapping[str, str]) -> None: ...
+
+    def log_json(self, payload: Any, artifact_path: str) -> None: ...
+
+    def log_frame(self, frame: pd.DataFrame, artifact_path: str) -> None: ...
+
+    def log_confusion_matrix(self, report: ClassificationReport, artifact_path: str) -> None: ...
+
+    def log_dataset(
+        self, frame: pd.DataFrame, fingerprint: DatasetFingerprint, name: str, context: str
+    ) -> None: ...
+
+    def log_classifier(
+        self,
+        model: Classifier,
+        registered_name: str,
+        input_example: pd.DataFrame,
+        tags: Mapping[str, str],
+    ) -> ModelVersionInfo:
+        """Log the model with signature and example, and register it as a new version."""
+        ...
+
+
+class ModelRegistry(Protocol):
+    def get_version(self, name: str, version: str) -> ModelVersionInfo: ...
+
+    def get_by_alias(self, name: str, alias: str) -> ModelVersionInfo | None: ...
+
+    def list_versions(self, name: str) -> list[ModelVersionInfo]: ...
+
+    def set_alias(self, name: str, alias: str, version: str) -> None: ...
+
+    def set_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None: ...
+
+    def champion_history(self, name: str) -> list[str]: ...
+
+    def set_champion_history(self, name: str, history: Sequence[str]) -> None: ...
+
+    def load_classifier(self, name: str, version: str) -> Classifier: ...
+
+    def load_evaluation_split(self, name: str, version: str) -> tuple[pd.DataFrame, pd.Series]:
+        """The held-out features and labels kept with the version's training run."""
+        ...
+
+
+class ModelStore(Protocol):
+    def save_classifier(
+        self,
+        name: str,
+        model: Classifier,
+        labels: Mapping[str, str],
+        metadata: Mapping[str, Any],
+    ) -> str:
+        """Save into the serving store; returns the stored tag (name:version)."""
+        ...
+
+    def find_tag(self, name: str, registry_version: str) -> str | None: ...
+
+    def mark_alias(self, name: str, alias: str, registry_version: str | None) -> None:
+        """Give ``alias`` to the stored model of ``registry_version`` and take it from others."""
+        ...
+
+    def list_tags(self, name: str) -> dict[str, str]:
+        """registry version -> stored tag, for every stored model of ``name``."""
+        ...

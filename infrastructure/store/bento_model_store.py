@@ -1,0 +1,85 @@
+"""The BentoML model store: what services load, labelled with registry version and alias."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import bentoml
+
+from domain.ports import Classifier
+from shared.errors import ModelNotFoundError
+
+ALIAS_LABEL = "alias"
+VERSION_LABEL = "registered_version"
+
+
+class BentoModelStore:
+    """Uses the process's BentoML store (``BENTOML_HOME``, set by the composition root)."""
+
+    def save_classifier(
+        self,
+        name: str,
+        model: Classifier,
+        labels: Mapping[str, str],
+        metadata: Mapping[str, Any],
+    ) -> str:
+        stored = bentoml.sklearn.save_model(
+            name,
+            model,
+            labels=dict(labels),
+            metadata=dict(metadata),
+            signatures={
+                "predict": {"batchable": True, "batch_dim": 0},
+                "predict_proba": {"batchable": True, "batch_dim": 0},
+            },
+        )
+        alias = labels.get(ALIAS_LABEL)
+        if alias:
+            self.mark_alias(name, alias, labels.get(VERSION_LABEL))
+        return str(stored.tag)
+
+    def _models(self, name: str) -> list[Any]:
+        try:
+            return list(bentoml.models.list(name))
+        except bentoml.exceptions.NotFound:
+            return []
+
+    def find_tag(self, name: str, registry_version: str) -> str | None:
+        for model in self._models(name):
+            if model.info.labels.get(VERSION_LABEL) == str(registry_version):
+                return str(model.tag)
+        return None
+
+    def list_tags(self, name: str) -> dict[str, str]:
+        return {
+            model.info.labels[VERSION_LABEL]: str(model.tag)
+            for model in self._models(name)
+            if VERSION_LABEL in model.info.labels
+        }
+
+    def mark_alias(self, name: str, alias: str, registry_version: str | None) -> None:
+        models = self._models(name)
+        if registry_version is not None and not any(
+            m.info.labels.get(VERSION_LABEL) == str(registry_version) for m in models
+        ):
+            raise ModelNotFoundError(
+                "the BentoML store (BENTOML_HOME) "
+                f"has no {name} model for registry version {registry_version}"
+            )
+        for model in models:
+            labels = model.info.labels
+            is_target = labels.get(VERSION_LABEL) == str(registry_version)
+            if is_target and labels.get(ALIAS_LABEL) != alias:
+                labels[ALIAS_LABEL] = alias
+                model.flush()
+            elif not is_target and labels.get(ALIAS_LABEL) == alias:
+                del labels[ALIAS_LABEL]
+                model.flush()
+
+    def tag_for_alias(self, name: str, alias: str) -> str | None:
+        """Newest stored model of ``name`` carrying ``alias``."""
+        matching = [m for m in self._models(name) if m.info.labels.get(ALIAS_LABEL) == alias]
+        if not matching:
+            return None
+        return str(max(matching, key=lambda m: m.info.creation_time).tag)

@@ -1,0 +1,270 @@
+"""Real training into a temp MLflow SQLite store and the session's temp BentoML store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import bentoml
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+from application.registry.lifecycle import promote, rollback
+from application.training.train_tabular import train_tabular
+from application.validation.validate_model import validate_model
+from infrastructure.bootstrap import Container, bootstrap
+from infrastructure.cli import app
+from infrastructure.config.job_config import load_tabular_job
+from infrastructure.config.settings import MlopsSettings
+from shared.errors import ConfigError, DataError, GateFailedError
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+
+FAST_CANDIDATES = [
+    {"estimator": "logistic_regression", "params": {"C": 1.0}},
+    {"estimator": "random_forest", "params": {"n_estimators": 20, "max_depth": 4}},
+]
+
+
+@pytest.fixture
+def container(tmp_path: Path) -> Container:
+    return bootstrap(
+        MlopsSettings(home=tmp_path / "state", bentoml_home=Path(os.environ["BENTOML_HOME"]))
+    )
+
+
+def _write_config(tmp_path: Path, name: str, **overrides: object) -> Path:
+    config = yaml.safe_load((REPO_ROOT / "configs" / "iris.yaml").read_text())
+    config["registered_model_name"] = name
+    config["candidates"] = FAST_CANDIDATES
+    config.update(overrides)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _train(container: Container, config: Path) -> object:
+    return train_tabular(
+        load_tabular_job(config),
+        container.dataset_loader,
+        container.tabular_trainer,
+        container.tracker,
+        container.registry,
+        container.store,
+    )
+
+
+def test_iris_trains_registers_challenger_and_stores_labelled_model(
+    container: Container, tmp_path: Path
+) -> None:
+    outcome = _train(container, _write_config(tmp_path, "iris-it"))
+
+    assert outcome.gate.passed and outcome.winner.report.accuracy >= 0.95  # type: ignore[attr-defined]
+    client = MlflowClient(container.settings.tracking_uri)
+    version = client.get_model_version_by_alias("iris-it", "challenger")
+    assert str(version.version) == "1"
+    with pytest.raises(Exception, match="champion"):
+        client.get_model_version_by_alias("iris-it", "champion")
+
+    parent = client.get_run(outcome.run_id)  # type: ignore[attr-defined]
+    children = [
+        run
+        for run in client.search_runs([parent.info.experiment_id])
+        if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+    ]
+    assert sorted(run.info.run_name for run in children) == ["logistic_regression", "random_forest"]
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {
+        "quality_report.json",
+        "classification_report.json",
+        "confusion_matrix.png",
+        "reference_profile.json",
+        "feature_schema.json",
+        "evaluation",
+    } <= artifacts
+    assert parent.data.tags["dataset.sha256"] == outcome.fingerprint.sha256  # type: ignore[attr-defined]
+    assert parent.inputs is not None
+    assert {i.dataset.name for i in parent.inputs.dataset_inputs} == {"train", "test"}
+
+    stored = bentoml.models.get(outcome.stored_tag)  # type: ignore[attr-defined]
+    assert stored.info.labels["mlflow_run_id"] == outcome.run_id  # type: ignore[attr-defined]
+    assert stored.info.labels["registered_version"] == "1"
+    assert stored.info.labels["alias"] == "challenger"
+    assert stored.info.labels["dataset_sha256"] == outcome.fingerprint.short  # type: ignore[attr-defined]
+    metadata: dict[str, Any] = dict(stored.info.metadata)
+    assert metadata["classes"] == ["setosa", "versicolor", "virginica"]
+    assert [f["name"] for f in metadata["feature_schema"]["features"]][:1] == ["sepal_length_cm"]
+    assert set(metadata["reference_profile"]["numeric"]) == set(
+        f["name"] for f in metadata["feature_schema"]["features"]
+    )
+    assert metadata["metrics"]["accuracy"] >= 0.95
+    # The stored pipeline predicts straight from named features.
+    model = bentoml.sklearn.load_model(stored)
+    row = pd.DataFrame(
+        [
+            {
+                "sepal_length_cm": 5.1,
+                "sepal_width_cm": 3.5,
+                "petal_length_cm": 1.4,
+                "petal_width_cm": 0.2,
+            }
+        ]
+    )
+    assert model.predict(row).tolist() == ["setosa"]
+
+
+def test_gate_lifecycle_promote_rollback_and_weak_model(
+    container: Container, tmp_path: Path
+) -> None:
+    good = _write_config(tmp_path, "iris-life")
+    _train(container, good)
+    assert validate_model(container.registry, "iris-life", alias="challenger").gate.passed
+    promote(container.registry, container.store, "iris-life")
+    _train(container, good)
+    promote(container.registry, container.store, "iris-life")
+    assert container.registry.get_by_alias("iris-life", "champion").version == "2"  # type: ignore[union-attr]
+
+    # A deliberately weak model: a 1-leaf forest on one feature cannot reach 0.95.
+    weak = _write_config(
+        tmp_path,
+        "iris-life",
+        candidates=[{"estimator": "random_forest", "params": {"n_estimators": 1, "max_depth": 1}}],
+        dataset={
+            "source": "iris",
+            "target": "target",
+            "numeric_features": ["sepal_width_cm"],
+            "categorical_features": [],
+        },
+    )
+    outcome = _train(container, weak)
+    assert not outcome.gate.passed  # type: ignore[attr-defined]
+    assert container.registry.get_by_alias("iris-life", "challenger").version == "3"  # type: ignore[union-attr]
+    with pytest.raises(GateFailedError):
+        promote(container.registry, container.store, "iris-life")
+    assert container.registry.get_by_alias("iris-life", "champion").version == "2"  # type: ignore[union-attr]
+    assert container.store.tag_for_alias("iris-life", "champion") == container.store.find_tag(
+        "iris-life", "2"
+    )
+
+    assert rollback(container.registry, container.store, "iris-life") == ("2", "1")
+    assert container.registry.get_by_alias("iris-life", "champion").version == "1"  # type: ignore[union-attr]
+    assert container.store.tag_for_alias("iris-life", "champion") == container.store.find_tag(
+        "iris-life", "1"
+    )
+
+
+def test_blocking_quality_failure_registers_nothing(container: Container, tmp_path: Path) -> None:
+    csv = tmp_path / "holes.csv"
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=100), "label": ["x", "y"] * 50})
+    frame.loc[:79, "a"] = np.nan
+    frame.to_csv(csv, index=False)
+    config = _write_config(tmp_path, "holes", dataset={"source": str(csv), "target": "label"})
+    with pytest.raises(DataError, match=r"a: 80\.0% missing"):
+        _train(container, config)
+    assert container.registry.get_by_alias("holes", "challenger") is None
+    client = MlflowClient(container.settings.tracking_uri)
+    experiment = client.get_experiment_by_name("iris")
+    assert experiment is not None
+    failed = client.search_runs([experiment.experiment_id])
+    assert [run.info.status for run in failed] == ["FAILED"]
+
+
+def _mixed_csv(path: Path, rows: int = 400, seed: int = 3) -> None:
+    """A table the pipeline has never seen: numbers, categories, missing values."""
+    rng = np.random.default_rng(seed)
+    income = rng.normal(50, 15, rows)
+    plan = rng.choice(["basic", "plus", "pro"], rows)
+    region = rng.choice(["north", "south", "east", "west"], rows)
+    tenure = rng.integers(1, 60, rows).astype(float)
+    score = income / 10 + (plan == "pro") * 4 + (plan == "plus") * 2 - tenure / 20
+    churn = np.where(score + rng.normal(0, 0.5, rows) > 6.5, "stays", "leaves")
+    frame = pd.DataFrame(
+        {"income": income, "plan": plan, "region": region, "tenure_months": tenure, "churn": churn}
+    )
+    frame.loc[rng.choice(rows, 30, replace=False), "income"] = np.nan
+    frame.loc[rng.choice(rows, 25, replace=False), "region"] = None
+    frame.to_csv(path, index=False)
+
+
+def test_unseen_mixed_csv_trains_end_to_end_from_config_only(tmp_path: Path) -> None:
+    _mixed_csv(tmp_path / "customers.csv")
+    config = tmp_path / "churn.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "experiment": "churn",
+                "registered_model_name": "churn-classifier",
+                "dataset": {"source": "customers.csv", "target": "churn"},
+                "candidates": [
+                    {"estimator": "hist_gradient_boosting", "params": {"max_iter": 50}},
+                    {"estimator": "svc", "params": {"C": 2.0}},
+                ],
+                "gate": {"metric": "accuracy", "threshold": 0.8},
+            }
+        )
+    )
+    result = CliRunner().invoke(app, ["train", str(config)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "gate PASSED" in result.output
+
+    stored = bentoml.models.get(bentoml.models.list("churn-classifier")[0].tag)
+    schema: Any = dict(stored.info.metadata)["feature_schema"]
+    kinds = {f["name"]: f["kind"] for f in schema["features"]}
+    assert kinds == {
+        "income": "numeric",
+        "plan": "categorical",
+        "region": "categorical",
+        "tenure_months": "numeric",
+    }
+    model = bentoml.sklearn.load_model(stored)
+    unseen = pd.DataFrame(
+        [{"income": np.nan, "plan": "enterprise", "region": None, "tenure_months": 3.0}]
+    )
+    assert model.predict(unseen)[0] in {"stays", "leaves"}
+
+
+def test_cli_validate_exits_by_gate_and_promote_refuses_weak(tmp_path: Path) -> None:
+    runner = CliRunner()
+    config = _write_config(tmp_path, "iris-cli")
+    assert runner.invoke(app, ["train", str(config)]).exit_code == 0
+    passed = runner.invoke(app, ["validate", "iris-cli", "--alias", "challenger"])
+    assert passed.exit_code == 0 and "gate PASSED" in passed.output
+    failed = runner.invoke(app, ["validate", "iris-cli", "--threshold", "0.999"])
+    assert failed.exit_code == 1 and "gate FAILED" in failed.output
+    refused = runner.invoke(app, ["promote", "iris-cli", "--threshold", "0.999"])
+    assert refused.exit_code == 1
+    assert runner.invoke(app, ["models", "iris-cli"]).exit_code == 0
+    assert runner.invoke(app, ["promote", "iris-cli"]).exit_code == 0
+    listing = runner.invoke(app, ["models", "iris-cli"], terminal_width=250)
+    assert "champion" in listing.output and "iris-cli:" in listing.output
+    missing = runner.invoke(app, ["rollback", "iris-cli"])
+    assert missing.exit_code == 2 and "no previous champion" in missing.output
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"gate": {"metric": "accuracy", "threshold": 1.5}}, "gate.threshold"),
+        ({"candidates": [{"estimator": "xgboost"}]}, "candidates.0.estimator"),
+        ({"colour": "red"}, "colour"),
+        ({"selection_metric": "auc"}, "selection_metric"),
+        (
+            {"candidates": [{"estimator": "random_forest", "params": {"n_trees": 5}}]},
+            "candidates.0.params",
+        ),
+        (
+            {"candidates": [{"estimator": "random_forest", "params": {"n_estimators": "many"}}]},
+            "candidates.0.params",
+        ),
+    ],
+)
+def test_bad_config_names_the_field(tmp_path: Path, change: dict[str, object], field: str) -> None:
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        load_tabular_job(_write_config(tmp_path, "bad", **change))

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from domain.data.fingerprint import fingerprint_frame
+from domain.data.schema import FeatureKind, infer_feature_schema, prepare_features
+from domain.data.split import split_indices
+from shared.errors import DataError
+
+
+def _frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "age": [30, 40, np.nan, 50],
+            "city": ["paris", "rome", None, "paris"],
+            "member": [True, False, True, False],
+            "y": ["no", "yes", "no", "yes"],
+        }
+    )
+
+
+def test_kinds_are_inferred_from_dtypes() -> None:
+    schema = infer_feature_schema(_frame(), "y")
+    kinds = {f.name: f.kind for f in schema.features}
+    assert kinds == {
+        "age": FeatureKind.NUMERIC,
+        "city": FeatureKind.CATEGORICAL,
+        "member": FeatureKind.CATEGORICAL,
+    }
+    assert schema.classes == ("no", "yes")
+    assert dict((f.name, f.categories) for f in schema.features)["city"] == ("paris", "rome")
+
+
+def test_declared_columns_are_checked() -> None:
+    with pytest.raises(DataError, match="not in the data"):
+        infer_feature_schema(_frame(), "y", numeric=["height"])
+    with pytest.raises(DataError, match="target column 'label'"):
+        infer_feature_schema(_frame(), "label")
+    with pytest.raises(DataError, match="not numbers"):
+        infer_feature_schema(_frame(), "y", numeric=["city"], categorical=[])
+
+
+def test_prepare_features_types_columns() -> None:
+    frame = _frame()
+    prepared = prepare_features(frame, infer_feature_schema(frame, "y"))
+    assert prepared["age"].dtype == "float64"
+    assert prepared["member"].tolist() == ["True", "False", "True", "False"]
+    assert pd.isna(prepared["city"].iloc[2])
+
+
+def test_fingerprint_is_stable_and_changes_with_data() -> None:
+    frame = _frame()
+    first = fingerprint_frame(frame)
+    assert fingerprint_frame(frame.copy()) == first
+    assert (first.rows, first.columns) == (4, 4)
+    changed = frame.copy()
+    changed.loc[0, "age"] = 31
+    assert fingerprint_frame(changed).sha256 != first.sha256
+    renamed = frame.rename(columns={"age": "years"})
+    assert fingerprint_frame(renamed).sha256 != first.sha256
+    reindexed = frame.set_index(pd.Index([10, 11, 12, 13]))
+    assert fingerprint_frame(reindexed).sha256 == first.sha256
+
+
+def test_stratified_split_keeps_class_shares_and_is_seeded() -> None:
+    labels = pd.Series(["a"] * 80 + ["b"] * 20)
+    train, test = split_indices(labels, 0.25, seed=1, stratify=True)
+    assert len(set(train) & set(test)) == 0
+    assert len(train) + len(test) == 100
+    assert labels.iloc[test].value_counts().to_dict() == {"a": 20, "b": 5}
+    again = split_indices(labels, 0.25, seed=1, stratify=True)
+    assert (again[1] == test).all()
+
+
+def test_stratified_split_rejects_singleton_classes() -> None:
+    with pytest.raises(DataError, match="class 'b' has 1 row"):
+        split_indices(pd.Series(["a", "a", "a", "b"]), 0.5, seed=0, stratify=True)
