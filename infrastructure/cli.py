@@ -78,6 +78,12 @@ def info() -> None:
     console.print(effective)
 
 
+ThresholdOption = Annotated[
+    float | None,
+    typer.Option(min=0.0, max=1.0, help="gate threshold (default: the one it was trained under)"),
+]
+
+
 @contextmanager
 def _user_errors() -> Iterator[None]:
     """Project errors become one red line and an exit code, never a stack trace."""
@@ -196,10 +202,7 @@ def validate(
     version: Annotated[
         str | None, typer.Option(help="version to validate (overrides alias)")
     ] = None,
-    threshold: Annotated[
-        float | None,
-        typer.Option(min=0.0, max=1.0, help="gate threshold (default: the trained one)"),
-    ] = None,
+    threshold: ThresholdOption = None,
 ) -> None:
     """Re-evaluate a version on the held-out split kept with its run; exit 1 below the gate."""
     from application.validation.validate_model import validate_model
@@ -217,10 +220,7 @@ def promote(
     version: Annotated[
         str | None, typer.Option(help="version to promote (default: challenger)")
     ] = None,
-    threshold: Annotated[
-        float | None,
-        typer.Option(min=0.0, max=1.0, help="gate threshold (default: the trained one)"),
-    ] = None,
+    threshold: ThresholdOption = None,
 ) -> None:
     """Move `champion` (MLflow alias and BentoML label) to a version, only if it passes the gate."""
     from application.registry.lifecycle import promote as promote_version

@@ -91,6 +91,26 @@ def iqr_outlier_rate(values: pd.Series, multiplier: float) -> float:
     return float(np.mean((present < low) | (present > high)))
 
 
+def _grade(
+    check: str, column: str, value: float, warn_above: float, block_above: float, finding: str
+) -> list[QualityIssue]:
+    """No issue, a warning, or a blocking issue, by which threshold ``value`` exceeds."""
+    if value > block_above:
+        return [
+            QualityIssue(
+                check=check,
+                severity=Severity.BLOCKING,
+                column=column,
+                message=f"{finding} (limit {block_above:g})",
+            )
+        ]
+    if value > warn_above:
+        return [
+            QualityIssue(check=check, severity=Severity.WARNING, column=column, message=finding)
+        ]
+    return []
+
+
 def assess_quality(
     frame: pd.DataFrame, schema: FeatureSchema, thresholds: QualityThresholds | None = None
 ) -> QualityReport:
@@ -113,44 +133,26 @@ def assess_quality(
         outliers = None
         if spec.kind == "numeric":
             outliers = iqr_outlier_rate(series, limits.iqr_multiplier)
-            if outliers > limits.max_outlier_rate:
-                issues.append(
-                    QualityIssue(
-                        check="outliers",
-                        severity=Severity.BLOCKING,
-                        column=spec.name,
-                        message=f"{spec.name}: {outliers:.1%} IQR outliers "
-                        f"(limit {limits.max_outlier_rate:.0%})",
-                    )
-                )
-            elif outliers > limits.warn_outlier_rate:
-                issues.append(
-                    QualityIssue(
-                        check="outliers",
-                        severity=Severity.WARNING,
-                        column=spec.name,
-                        message=f"{spec.name}: {outliers:.1%} IQR outliers",
-                    )
-                )
-        if missing > limits.max_missing_rate:
-            issues.append(
-                QualityIssue(
-                    check="missing",
-                    severity=Severity.BLOCKING,
-                    column=spec.name,
-                    message=f"{spec.name}: {missing:.1%} missing "
-                    f"(limit {limits.max_missing_rate:.0%})",
+            issues.extend(
+                _grade(
+                    "outliers",
+                    spec.name,
+                    outliers,
+                    limits.warn_outlier_rate,
+                    limits.max_outlier_rate,
+                    f"{spec.name}: {outliers:.1%} IQR outliers",
                 )
             )
-        elif missing > limits.warn_missing_rate:
-            issues.append(
-                QualityIssue(
-                    check="missing",
-                    severity=Severity.WARNING,
-                    column=spec.name,
-                    message=f"{spec.name}: {missing:.1%} missing",
-                )
+        issues.extend(
+            _grade(
+                "missing",
+                spec.name,
+                missing,
+                limits.warn_missing_rate,
+                limits.max_missing_rate,
+                f"{spec.name}: {missing:.1%} missing",
             )
+        )
         columns.append(
             ColumnQuality(
                 name=spec.name,
@@ -175,24 +177,16 @@ def assess_quality(
     counts = target.dropna().astype(str).value_counts()
     class_counts = {str(k): int(v) for k, v in counts.sort_index().items()}
     ratio = float(counts.max() / counts.min()) if len(counts) else float("inf")
-    if ratio > limits.max_imbalance_ratio:
-        issues.append(
-            QualityIssue(
-                check="class_imbalance",
-                severity=Severity.BLOCKING,
-                column=schema.target,
-                message=f"class imbalance ratio {ratio:.1f} exceeds {limits.max_imbalance_ratio}",
-            )
+    issues.extend(
+        _grade(
+            "class_imbalance",
+            schema.target,
+            ratio,
+            limits.warn_imbalance_ratio,
+            limits.max_imbalance_ratio,
+            f"class imbalance ratio {ratio:.1f}",
         )
-    elif ratio > limits.warn_imbalance_ratio:
-        issues.append(
-            QualityIssue(
-                check="class_imbalance",
-                severity=Severity.WARNING,
-                column=schema.target,
-                message=f"class imbalance ratio {ratio:.1f}",
-            )
-        )
+    )
     return QualityReport(
         rows=rows,
         columns=tuple(columns),

@@ -143,7 +143,9 @@ def chi_square_goodness_of_fit(
     return statistic, chi_square_survival(statistic, max(len(cells), 1))
 
 
-def population_stability_index(reference: Sequence[float], current: Sequence[float]) -> float:
+def population_stability_index(
+    reference: Sequence[float] | np.ndarray, current: Sequence[float] | np.ndarray
+) -> float:
     ref = np.clip(np.asarray(reference, dtype=float), PSI_EPSILON, None)
     cur = np.clip(np.asarray(current, dtype=float), PSI_EPSILON, None)
     return float(np.sum((cur - ref) * np.log(cur / ref)))
