@@ -28,7 +28,7 @@ def promote(
 ) -> PromotionResult:
     """Make ``version`` (default: the challenger) champion, only if it passes the gate."""
     validation = validate_model(
-        registry, name, alias=None if version else CHALLENGER, version=version, threshold=threshold
+        registry, name, alias=CHALLENGER, version=version, threshold=threshold
     )
     if not validation.gate.passed:
         raise GateFailedError(

@@ -16,7 +16,7 @@ from enum import StrEnum
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.monitoring.profile import CategoricalProfile, NumericProfile, bin_frequencies
+from domain.monitoring.profile import CategoricalProfile, NumericProfile
 
 # Stands in for empty bins so that PSI's logarithm stays finite.
 PSI_EPSILON = 1e-4
@@ -38,7 +38,6 @@ class DriftConfig(BaseModel):
     p_value_threshold: float = Field(default=0.05, gt=0.0, lt=1.0)
     wasserstein_threshold: float = Field(default=0.1, gt=0.0)
     psi_threshold: float = Field(default=0.2, gt=0.0)
-    min_window: int = Field(default=30, ge=1, description="no verdict on fewer observations")
 
 
 class FeatureDrift(BaseModel):
@@ -219,14 +218,6 @@ def categorical_drift(
         score=psi,
         drifted=psi > config.psi_threshold,
         window=len(window),
-    )
-
-
-def binned_psi(profile: NumericProfile, window: np.ndarray) -> float:
-    """PSI over the reference's quantile bins: a cheap summary for dashboards."""
-    values = window[np.isfinite(window)]
-    return population_stability_index(
-        profile.bin_frequencies, bin_frequencies(values, profile.bin_edges)
     )
 
 

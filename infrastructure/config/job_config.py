@@ -36,8 +36,8 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
 def resolve_dataset_path(source: str, config_dir: Path) -> str:
     """Relative file paths are tried against the working directory, then the config's folder."""
     candidate = Path(source).expanduser()
-    if candidate.is_absolute() or candidate.exists() or source.isidentifier():
-        return str(candidate) if candidate.exists() else source
+    if candidate.exists() or candidate.is_absolute():
+        return str(candidate)
     beside_config = config_dir / candidate
     return str(beside_config) if beside_config.exists() else source
 

@@ -18,7 +18,6 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 try:  # pragma: no cover - which copy exists depends on the environment
     from packaging.markers import Marker
@@ -155,9 +154,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _cli() -> Any:  # pragma: no cover
-    return sys.exit(main())
-
-
 if __name__ == "__main__":  # pragma: no cover
-    _cli()
+    raise SystemExit(main())
