@@ -13,8 +13,19 @@ CONFIG ?= configs/iris.yaml
 MODEL ?= iris-classifier
 # Optional: a PyTorch wheel index for the torch step only (CI uses the CPU-only one).
 TORCH_INDEX_URL ?=
+HOST ?= 127.0.0.1
+PORT ?= 3000
+# Same defaults as MlopsSettings: every target uses the project-local store unless told.
+MLOPS_HOME ?= $(CURDIR)/.mlops
+MLOPS_BENTOML_HOME ?= $(MLOPS_HOME)/bentoml
+export MLOPS_HOME MLOPS_BENTOML_HOME
+# bentoml's own CLI reads BENTOML_HOME before our code runs.
+export BENTOML_HOME := $(MLOPS_BENTOML_HOME)
+TABULAR_SERVICE := infrastructure.serving.entrypoints.tabular:TabularClassifier
+LOAD_USERS ?= 32
+LOAD_TIME ?= 30s
 
-.PHONY: help install format lint test clean checkgpu verify-lock train validate promote rollback models demo
+.PHONY: help install format lint test clean checkgpu verify-lock train validate promote rollback models demo champion build serve bench bench-tabular load
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -67,13 +78,29 @@ rollback: install ## Return MODEL's champion to the previous champion
 models: install ## List MODEL's versions, metrics, aliases and BentoML tags
 	$(BIN)/mlops models $(MODEL)
 
-demo: install ## Train iris if it has no champion yet, gate it and promote it
+champion: install ## Train, gate and promote MODEL (CONFIG) unless it already has a champion
 	@if $(BIN)/mlops models $(MODEL) 2>/dev/null | grep -q champion; then \
 		echo "$(MODEL) already has a champion:"; $(BIN)/mlops models $(MODEL); \
 	else \
 		$(BIN)/mlops train $(CONFIG) && $(BIN)/mlops validate $(MODEL) --alias challenger && \
 		$(BIN)/mlops promote $(MODEL) && $(BIN)/mlops models $(MODEL); \
 	fi
+
+build: install ## bentoml build: a Bento of the tabular service with MODEL's champion
+	MLOPS_SERVE_MODEL_NAME=$(MODEL) $(BIN)/bentoml build -f bentofile.yaml
+
+serve: install ## Serve MODEL's champion on HOST:PORT (127.0.0.1:3000)
+	MLOPS_SERVE_MODEL_NAME=$(MODEL) $(BIN)/bentoml serve $(TABULAR_SERVICE) --host $(HOST) --port $(PORT)
+
+demo: champion serve ## Install, train iris if it has no champion, promote it, serve it
+
+bench: bench-tabular ## Run the serving benchmarks (writes benchmarks/results/*.json)
+
+bench-tabular: install ## Bento service vs `mlflow models serve` vs plain FastAPI, 1/8/32/64 clients
+	$(PY) -m benchmarks.tabular_serving
+
+load: install ## Locust, headless and bounded (LOAD_USERS, LOAD_TIME), against HOST:PORT
+	$(BIN)/locust -f benchmarks/locustfile.py --headless -u $(LOAD_USERS) -r $(LOAD_USERS) -t $(LOAD_TIME) --host http://$(HOST):$(PORT) --only-summary
 
 clean: ## Remove caches and local state (.mlops); keeps .venv
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov .mlops mlruns monitoring

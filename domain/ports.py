@@ -13,6 +13,7 @@ from domain.data.fingerprint import DatasetFingerprint
 from domain.data.schema import FeatureSchema
 from domain.evaluation.classification import ClassificationReport
 from domain.models.version import ModelVersionInfo
+from domain.monitoring.drift import FeatureDrift
 
 
 class Classifier(Protocol):
@@ -119,3 +120,24 @@ class ModelStore(Protocol):
     def list_tags(self, name: str) -> dict[str, str]:
         """registry version -> stored tag, for every stored model of ``name``."""
         ...
+
+
+class ServingMetrics(Protocol):
+    """Where a running service reports what it served (Prometheus in production)."""
+
+    def record_predictions(
+        self, endpoint: str, predicted: Sequence[str], confidences: Sequence[float]
+    ) -> None: ...
+
+    def record_request(self, endpoint: str, status: int, seconds: float) -> None:
+        """Every answered request, successful or not; 4xx/5xx are counted as errors."""
+        ...
+
+    def set_accuracy(self, accuracy: float) -> None: ...
+
+    def set_drift(
+        self,
+        features: Sequence[FeatureDrift],
+        drifted_share: float,
+        prediction: FeatureDrift | None,
+    ) -> None: ...

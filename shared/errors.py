@@ -37,3 +37,7 @@ class InvalidInputError(MlopsError):
 
 class PayloadTooLargeError(InvalidInputError):
     """A request carries more rows or bytes than the service accepts."""
+
+
+class UnknownPredictionError(MlopsError):
+    """Feedback names a prediction this service does not hold (unknown, labelled or evicted)."""

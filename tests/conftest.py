@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# prometheus_client picks its multi-process mode when first imported, which happens while
+# test modules are collected, before any fixture runs. BentoML's /metrics reads this folder.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="mlops-prom-"))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -25,7 +30,6 @@ def isolated_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     os.environ["BENTOML_HOME"] = str(home / "bentoml")
     os.environ["MLOPS_BENTOML_HOME"] = str(home / "bentoml")
     os.environ["BENTOML_DO_NOT_TRACK"] = "True"
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(tmp_path_factory.mktemp("prom")))
     yield home
     for key, value in saved.items():
         if value is None:

@@ -35,6 +35,9 @@ class DriftConfig(BaseModel):
     large_window: int = Field(
         default=1000, ge=2, description="windows at least this big use distances"
     )
+    min_window: int = Field(
+        default=30, ge=2, description="smaller windows are not scored (too noisy to tell)"
+    )
     p_value_threshold: float = Field(default=0.05, gt=0.0, lt=1.0)
     wasserstein_threshold: float = Field(default=0.1, gt=0.0)
     psi_threshold: float = Field(default=0.2, gt=0.0)

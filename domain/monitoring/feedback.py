@@ -25,6 +25,10 @@ class RollingAccuracy:
     def knows(self, request_id: str) -> bool:
         return request_id in self._predictions
 
+    def peek(self, request_id: str) -> str:
+        """The prediction awaiting feedback under ``request_id``; KeyError if none."""
+        return self._predictions[request_id]
+
     def record_truth(self, request_id: str, actual: str) -> bool:
         """Returns whether the prediction was correct; KeyError if the id is unknown or used."""
         predicted = self._predictions.pop(request_id)

@@ -75,3 +75,39 @@ class MlopsSettings(BaseSettings):
             "bentoml_home": str(self.bentoml_home),
             "log_level": self.log_level,
         }
+
+
+class ServingSettings(BaseSettings):
+    """What a Bento service serves and how (``MLOPS_SERVE_*`` environment variables).
+
+    Read when the service module is imported by ``bentoml serve``/``bentoml build``: BentoML
+    fixes batching parameters and model dependencies at class-definition time.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="MLOPS_SERVE_", frozen=True, extra="ignore")
+
+    model_name: str = Field(default="iris-classifier", min_length=1)
+    model_alias: str = Field(default="champion", min_length=1)
+    model_tag: str = Field(
+        default="", description="Exact BentoML tag (name:version); overrides the alias."
+    )
+    workers: int = Field(default=1, ge=1)
+    max_batch_size: int = Field(default=64, gt=1, description="adaptive batching ceiling")
+    max_latency_ms: int = Field(
+        default=300, ge=1, description="a batched request waiting longer is answered 503"
+    )
+    max_concurrency: int = Field(default=256, ge=1, description="in-flight requests; 429 above")
+    timeout_s: int = Field(default=30, ge=1)
+    max_instances: int = Field(default=256, ge=1, description="rows/instances per request")
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="larger bodies get 413")
+    access_log: bool = Field(default=False, description="BentoML per-request access log")
+    drift_window: int = Field(default=500, ge=10, description="recent rows compared")
+    drift_every: int = Field(default=50, ge=1, description="rows between drift updates")
+    drift_large_window: int = Field(default=1000, ge=2)
+    drift_p_value: float = Field(default=0.05, gt=0.0, lt=1.0)
+    drift_wasserstein: float = Field(default=0.1, gt=0.0)
+    drift_psi: float = Field(default=0.2, gt=0.0)
+    feedback_window: int = Field(default=500, ge=1, description="labelled predictions scored")
+    feedback_remembered: int = Field(
+        default=100_000, ge=1, description="predictions kept for late feedback"
+    )

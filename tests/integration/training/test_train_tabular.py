@@ -23,6 +23,7 @@ from infrastructure.config.job_config import load_tabular_job
 from infrastructure.config.settings import MlopsSettings
 from shared.errors import ConfigError, DataError, GateFailedError
 from tests.conftest import REPO_ROOT
+from tests.support.datasets import write_mixed_csv
 
 pytestmark = pytest.mark.slow
 
@@ -176,25 +177,8 @@ def test_blocking_quality_failure_registers_nothing(container: Container, tmp_pa
     assert [run.info.status for run in failed] == ["FAILED"]
 
 
-def _mixed_csv(path: Path, rows: int = 400, seed: int = 3) -> None:
-    """A table the pipeline has never seen: numbers, categories, missing values."""
-    rng = np.random.default_rng(seed)
-    income = rng.normal(50, 15, rows)
-    plan = rng.choice(["basic", "plus", "pro"], rows)
-    region = rng.choice(["north", "south", "east", "west"], rows)
-    tenure = rng.integers(1, 60, rows).astype(float)
-    score = income / 10 + (plan == "pro") * 4 + (plan == "plus") * 2 - tenure / 20
-    churn = np.where(score + rng.normal(0, 0.5, rows) > 6.5, "stays", "leaves")
-    frame = pd.DataFrame(
-        {"income": income, "plan": plan, "region": region, "tenure_months": tenure, "churn": churn}
-    )
-    frame.loc[rng.choice(rows, 30, replace=False), "income"] = np.nan
-    frame.loc[rng.choice(rows, 25, replace=False), "region"] = None
-    frame.to_csv(path, index=False)
-
-
 def test_unseen_mixed_csv_trains_end_to_end_from_config_only(tmp_path: Path) -> None:
-    _mixed_csv(tmp_path / "customers.csv")
+    write_mixed_csv(tmp_path / "customers.csv")
     config = tmp_path / "churn.yaml"
     config.write_text(
         yaml.safe_dump(

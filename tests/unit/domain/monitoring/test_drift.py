@@ -91,3 +91,11 @@ def test_rolling_accuracy_scores_recent_feedback() -> None:
     assert tracker.accuracy == pytest.approx(0.5)
     with pytest.raises(KeyError):
         tracker.record_truth("r1", "b")  # feedback counts once
+
+
+def test_rolling_accuracy_peek_leaves_the_prediction_waiting() -> None:
+    rolling = RollingAccuracy(window=2)
+    rolling.record_prediction("r1", "cat")
+    assert rolling.peek("r1") == "cat" and rolling.knows("r1")
+    assert rolling.record_truth("r1", "cat") is True
+    assert not rolling.knows("r1")

@@ -1,0 +1,259 @@
+"""What a running service knows about its own traffic: predictions, feedback, latency, drift.
+
+One monitor per worker process. Prediction paths call :meth:`ServingMonitor.observe` after a
+successful prediction only, so rejected requests never count as predictions. Drift is
+recomputed every ``drift_every`` rows on the sliding window, not on every request.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter, deque
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from domain.monitoring.drift import (
+    DriftConfig,
+    FeatureDrift,
+    categorical_drift,
+    drifted_share,
+    numeric_drift,
+)
+from domain.monitoring.feedback import RollingAccuracy
+from domain.monitoring.profile import CategoricalProfile, ReferenceProfile
+from domain.ports import ServingMetrics
+from shared.errors import InvalidInputError, UnknownPredictionError
+
+LATENCY_WINDOW = 4096
+PREDICTION_FEATURE = "predicted_class"
+
+
+def error_kind(status: int) -> str:
+    """Bounded label for an error status (Prometheus label values must stay few)."""
+    kinds = {
+        HTTPStatus.BAD_REQUEST: "invalid_input",
+        HTTPStatus.NOT_FOUND: "not_found",
+        HTTPStatus.METHOD_NOT_ALLOWED: "method_not_allowed",
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "payload_too_large",
+        HTTPStatus.UNSUPPORTED_MEDIA_TYPE: "unsupported_media_type",
+        HTTPStatus.UNPROCESSABLE_ENTITY: "invalid_input",
+        HTTPStatus.TOO_MANY_REQUESTS: "overloaded",
+        HTTPStatus.SERVICE_UNAVAILABLE: "unavailable",
+        HTTPStatus.GATEWAY_TIMEOUT: "timeout",
+    }
+    if status in kinds:
+        return kinds[HTTPStatus(status)]
+    return "client_error" if status < 500 else "internal"
+
+
+class DriftReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    window: int
+    features: list[FeatureDrift]
+    drifted_share: float
+    prediction: FeatureDrift | None
+
+
+class LatencySummary(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    count: int
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+
+
+class FeedbackOutcome(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    request_id: str
+    predicted: str
+    actual: str
+    correct: bool
+    rolling_accuracy: float
+    labelled: int
+
+
+class ServingStats(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    predictions: int
+    by_class: dict[str, int]
+    mean_confidence: float | None
+    latency: LatencySummary
+    errors: dict[str, int]
+    rolling_accuracy: float | None
+    labelled: int
+    drift: DriftReport
+
+
+class ServingMonitor:
+    def __init__(
+        self,
+        profile: ReferenceProfile,
+        classes: Sequence[str],
+        metrics: ServingMetrics,
+        drift_config: DriftConfig,
+        window: int = 500,
+        drift_every: int = 50,
+        feedback: RollingAccuracy | None = None,
+        latency_endpoints: frozenset[str] = frozenset(),
+    ) -> None:
+        self._profile = profile
+        self._classes = tuple(classes)
+        self._metrics = metrics
+        self._drift_config = drift_config
+        self._drift_every = drift_every
+        self._feedback = feedback or RollingAccuracy()
+        # Only prediction endpoints feed the latency percentiles; every endpoint counts errors.
+        self._latency_endpoints = latency_endpoints
+        self._numeric: dict[str, deque[float]] = {
+            name: deque(maxlen=window) for name in profile.numeric
+        }
+        self._categorical: dict[str, deque[str]] = {
+            name: deque(maxlen=window) for name in profile.categorical
+        }
+        self._predicted: deque[str] = deque(maxlen=window)
+        self._class_counts: Counter[str] = Counter({name: 0 for name in self._classes})
+        self._confidence_sum = 0.0
+        self._predictions = 0
+        self._rows_since_drift = 0
+        self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self._errors: Counter[str] = Counter()
+        self._drift = DriftReport(window=0, features=[], drifted_share=0.0, prediction=None)
+        # Predictions run in a worker thread while feedback/stats run on the event loop.
+        self._lock = threading.Lock()
+
+    def observe(
+        self,
+        endpoint: str,
+        numeric: Mapping[str, Sequence[float] | np.ndarray],
+        categorical: Mapping[str, Sequence[str]],
+        predicted: Sequence[str],
+        confidences: Sequence[float] | np.ndarray,
+    ) -> list[str]:
+        """Record served rows; returns one request id per row for later feedback."""
+        ids = [uuid.uuid4().hex for _ in predicted]
+        with self._lock:
+            for name, values in numeric.items():
+                if name in self._numeric:
+                    self._numeric[name].extend(values)
+            for name, labels in categorical.items():
+                if name in self._categorical:
+                    self._categorical[name].extend(labels)
+            self._predicted.extend(predicted)
+            self._class_counts.update(predicted)
+            self._confidence_sum += float(np.sum(confidences))
+            self._predictions += len(predicted)
+            for request_id, label in zip(ids, predicted, strict=True):
+                self._feedback.record_prediction(request_id, label)
+            self._rows_since_drift += len(predicted)
+            due = self._rows_since_drift >= self._drift_every
+            if due:
+                self._rows_since_drift = 0
+        self._metrics.record_predictions(endpoint, predicted, list(map(float, confidences)))
+        if due:
+            self.refresh_drift()
+        return ids
+
+    def record_request(self, endpoint: str, status: int, seconds: float) -> None:
+        with self._lock:
+            if status < 400:
+                if endpoint in self._latency_endpoints:
+                    self._latencies.append(seconds)
+            else:
+                self._errors[error_kind(status)] += 1
+        self._metrics.record_request(endpoint, status, seconds)
+
+    def feedback(self, request_id: str, actual: str) -> FeedbackOutcome:
+        if actual not in self._classes:
+            raise InvalidInputError(
+                f"label: unknown class {actual!r}; expected one of {list(self._classes)}",
+                field="label",
+            )
+        with self._lock:
+            if not self._feedback.knows(request_id):
+                raise UnknownPredictionError(
+                    f"request_id: no prediction {request_id!r} awaits feedback here "
+                    "(unknown, already labelled, or evicted)"
+                )
+            predicted = self._feedback.peek(request_id)
+            correct = self._feedback.record_truth(request_id, actual)
+            accuracy = self._feedback.accuracy
+            labelled = self._feedback.labelled
+        assert accuracy is not None
+        self._metrics.set_accuracy(accuracy)
+        return FeedbackOutcome(
+            request_id=request_id,
+            predicted=predicted,
+            actual=actual,
+            correct=correct,
+            rolling_accuracy=accuracy,
+            labelled=labelled,
+        )
+
+    def refresh_drift(self) -> DriftReport:
+        with self._lock:
+            numeric = {name: np.fromiter(v, dtype=float) for name, v in self._numeric.items()}
+            categorical = {name: list(v) for name, v in self._categorical.items()}
+            predicted = list(self._predicted)
+        config = self._drift_config
+        if len(predicted) < config.min_window:
+            return self._drift
+        features = [
+            numeric_drift(name, self._profile.numeric[name], values, config)
+            for name, values in numeric.items()
+        ] + [
+            categorical_drift(name, self._profile.categorical[name], values, config)
+            for name, values in categorical.items()
+        ]
+        prediction = (
+            categorical_drift(
+                PREDICTION_FEATURE,
+                CategoricalProfile(frequencies=self._profile.class_prior),
+                predicted,
+                config,
+            )
+            if self._profile.class_prior
+            else None
+        )
+        report = DriftReport(
+            window=len(predicted),
+            features=features,
+            drifted_share=drifted_share(features),
+            prediction=prediction,
+        )
+        self._drift = report
+        self._metrics.set_drift(report.features, report.drifted_share, report.prediction)
+        return report
+
+    def stats(self) -> ServingStats:
+        drift = self.refresh_drift()
+        with self._lock:
+            latencies = np.fromiter(self._latencies, dtype=float) * 1000.0
+            by_class = dict(self._class_counts)
+            predictions = self._predictions
+            confidence_sum = self._confidence_sum
+            errors = dict(self._errors)
+            accuracy = self._feedback.accuracy
+            labelled = self._feedback.labelled
+        if latencies.size:
+            p50, p95, p99 = (float(v) for v in np.percentile(latencies, [50, 95, 99]))
+            latency = LatencySummary(count=int(latencies.size), p50_ms=p50, p95_ms=p95, p99_ms=p99)
+        else:
+            latency = LatencySummary(count=0, p50_ms=None, p95_ms=None, p99_ms=None)
+        return ServingStats(
+            predictions=predictions,
+            by_class=by_class,
+            mean_confidence=confidence_sum / predictions if predictions else None,
+            latency=latency,
+            errors=errors,
+            rolling_accuracy=accuracy,
+            labelled=labelled,
+            drift=drift,
+        )

@@ -1,0 +1,65 @@
+"""Which stored model a service serves, and what it knows about it from the store."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import bentoml
+
+from infrastructure.config.settings import ServingSettings
+from infrastructure.store.bento_model_store import ALIAS_LABEL, VERSION_LABEL, BentoModelStore
+from shared.errors import ModelNotFoundError
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    tag: str
+    name: str
+    version: str
+    alias: str
+    labels: dict[str, str]
+    metadata: dict[str, Any]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "model_name": self.name,
+            "model_version": self.version,
+            "alias": self.alias,
+            "bentoml_tag": self.tag,
+            "mlflow_run_id": self.labels.get("mlflow_run_id"),
+            "metrics": self.metadata.get("metrics", {}),
+            "estimator": self.metadata.get("estimator"),
+            "gate": self.metadata.get("gate"),
+            "dataset_fingerprint": self.metadata.get("dataset_fingerprint"),
+        }
+
+
+def resolve_served_model(settings: ServingSettings) -> ServedModel:
+    """The exact tag if one is set, else the newest stored model carrying the alias."""
+    tag = settings.model_tag or BentoModelStore().tag_for_alias(
+        settings.model_name, settings.model_alias
+    )
+    store_path = os.environ.get("BENTOML_HOME", "~/bentoml")
+    if tag is None:
+        raise ModelNotFoundError(
+            f"no {settings.model_name!r} model with alias {settings.model_alias!r} in the "
+            f"BentoML store at {store_path}: train and promote one (`make demo`), or set "
+            "MLOPS_SERVE_MODEL_TAG / MLOPS_SERVE_MODEL_ALIAS"
+        )
+    try:
+        stored = bentoml.models.get(tag)
+    except bentoml.exceptions.NotFound:
+        raise ModelNotFoundError(
+            f"model {tag!r} is not in the BentoML store at {store_path}"
+        ) from None
+    labels = dict(stored.info.labels)
+    return ServedModel(
+        tag=str(stored.tag),
+        name=labels.get("registered_model", stored.tag.name),
+        version=labels.get(VERSION_LABEL, stored.tag.version or ""),
+        alias=labels.get(ALIAS_LABEL, ""),
+        labels=labels,
+        metadata=dict(stored.info.metadata),
+    )

@@ -1,0 +1,95 @@
+"""Request types built from a stored model's feature schema.
+
+Pydantic validates every request before it reaches the batching queue, so one bad request
+can never fail a batch that holds other clients' rows. Numbers are strict (a string or a
+boolean is not a number) and finite (NaN and infinities are rejected); categories accept
+strings, integers and booleans and are compared as strings, as in training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Union
+
+from pydantic import (
+    AfterValidator,
+    AllowInfNan,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    RootModel,
+    Strict,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    Tag,
+    create_model,
+)
+
+from domain.data.schema import FeatureKind, FeatureSchema
+
+FiniteNumber = Annotated[float, Strict(), AllowInfNan(False)]
+CategoryValue = Annotated[Union[StrictStr, StrictInt, StrictBool], AfterValidator(str)]  # noqa: UP007
+
+Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class TabularRequestTypes:
+    """``rows`` types ``classify``'s body field; ``predict_body`` is ``predict``'s whole body."""
+
+    rows: Any
+    instance: type[BaseModel]
+    predict_body: type[RootModel[Any]]
+    field_names: tuple[str, ...]
+
+
+def _value_type(kind: FeatureKind) -> Any:
+    return FiniteNumber if kind is FeatureKind.NUMERIC else CategoryValue
+
+
+def _choose_shape(body: Any) -> str:
+    return "instances" if isinstance(body, dict) and "instances" in body else "instance"
+
+
+def build_request_types(schema: FeatureSchema, max_rows: int) -> TabularRequestTypes:
+    value_types = [_value_type(spec.kind) for spec in schema.features]
+    row = tuple.__class_getitem__(tuple(value_types))
+    rows = Annotated[list[row], Field(min_length=1, max_length=max_rows)]  # type: ignore[valid-type]
+
+    # Feature names need not be identifiers ("petal length (cm)"): fields are positional
+    # names with the feature name as alias, so errors and the OpenAPI schema show the name.
+    field_names = tuple(f"feature_{i}" for i in range(len(schema.features)))
+    fields: dict[str, Any] = {
+        field: (value_type, Field(alias=spec.name))
+        for field, spec, value_type in zip(field_names, schema.features, value_types, strict=True)
+    }
+    instance = create_model(
+        "Instance",
+        __config__=ConfigDict(extra="forbid", frozen=True),
+        **fields,
+    )
+    batch = create_model(
+        "Instances",
+        __config__=ConfigDict(extra="forbid", frozen=True),
+        instances=(Annotated[list[instance], Field(min_length=1, max_length=max_rows)], ...),
+    )
+    body = Annotated[
+        Union[Annotated[batch, Tag("instances")], Annotated[instance, Tag("instance")]],  # noqa: UP007
+        Discriminator(_choose_shape),
+    ]
+
+    class PredictRequest(RootModel[body]):
+        """One instance of named features, or {"instances": [...]}."""
+
+    return TabularRequestTypes(
+        rows=rows, instance=instance, predict_body=PredictRequest, field_names=field_names
+    )
+
+
+def instances_of(body: RootModel[Any], field_names: tuple[str, ...]) -> list[Row]:
+    """Rows in schema order from a validated ``predict`` body (one instance or many)."""
+    root = body.root
+    instances = root.instances if hasattr(root, "instances") else [root]
+    return [tuple(getattr(instance, name) for name in field_names) for instance in instances]

@@ -1,0 +1,275 @@
+"""The tabular Bento service, generic over any model the tabular pipeline stored.
+
+The request types come from the stored feature schema, so the class is built at import
+time of the entry module (``infrastructure/serving/entrypoints/tabular.py``) from
+:class:`ServingSettings`. Annotations here are evaluated eagerly (no ``__future__`` import)
+because BentoML reads them to build the API schemas, and they name per-model types.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import bentoml
+import numpy as np
+import pandas as pd
+from bentoml.exceptions import InvalidArgument, NotFound
+from pydantic import BaseModel
+
+from application.monitoring.serving_monitor import FeedbackOutcome, ServingMonitor, ServingStats
+from domain.data.schema import FeatureKind, FeatureSchema
+from domain.monitoring.drift import DriftConfig
+from domain.monitoring.feedback import RollingAccuracy
+from domain.monitoring.profile import ReferenceProfile
+from infrastructure.config.settings import ServingSettings
+from infrastructure.monitoring.prometheus_metrics import PrometheusServingMetrics
+from infrastructure.serving.client_error_logging import quiet_client_errors
+from infrastructure.serving.request_guard import RequestGuardMiddleware
+from infrastructure.serving.stored_model import ServedModel, resolve_served_model
+from infrastructure.serving.tabular_request import Row, build_request_types, instances_of
+from shared.errors import InvalidInputError, UnknownPredictionError
+
+ENDPOINTS = ("classify", "predict", "metadata", "feedback", "stats")
+PREDICTION_ENDPOINTS = frozenset({"classify", "predict"})
+
+
+class RowPrediction(BaseModel):
+    request_id: str
+    class_name: str
+    class_id: int
+    confidence: float
+    probabilities: dict[str, float]
+
+
+class InstancePrediction(RowPrediction):
+    unknown_categories: dict[str, str]
+
+
+class PredictResponse(BaseModel):
+    model_name: str
+    model_version: str
+    predictions: list[InstancePrediction]
+
+
+@dataclass
+class ServiceState:
+    """Shared by the service instance and its middleware within one worker process."""
+
+    monitor: ServingMonitor | None = None
+    pending: list[tuple[str, int, float]] = field(default_factory=list)
+
+    def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
+        if self.monitor is None:
+            self.pending.append((endpoint, status, seconds))
+            return
+        self.monitor.record_request(endpoint, status, seconds)
+
+
+@dataclass(frozen=True)
+class TabularServiceBlueprint:
+    """Everything ``bentoml.service`` needs; the entry module applies it (see module doc)."""
+
+    cls: type
+    config: dict[str, Any]
+    middleware: tuple[type, dict[str, Any]]
+
+    def attach_middleware(self, service: Any) -> Any:
+        middleware_cls, options = self.middleware
+        service.add_asgi_middleware(middleware_cls, **options)
+        return service
+
+
+def service_config(settings: ServingSettings) -> dict[str, Any]:
+    return {
+        "name": "tabular_classifier",
+        "workers": settings.workers,
+        "traffic": {"timeout": settings.timeout_s, "max_concurrency": settings.max_concurrency},
+        "logging": {"access": {"enabled": settings.access_log}},
+    }
+
+
+class TabularPredictor:
+    """Model + schema: turns validated rows into predictions. One per worker."""
+
+    def __init__(self, model: Any, schema: FeatureSchema) -> None:
+        self._model = model
+        self._schema = schema
+        self._names = schema.names
+        self._numeric = [i for i, s in enumerate(schema.features) if s.kind is FeatureKind.NUMERIC]
+        self._known = {
+            s.name: frozenset(s.categories)
+            for s in schema.features
+            if s.kind is FeatureKind.CATEGORICAL
+        }
+        self.classes: list[str] = [str(c) for c in model.classes_]
+
+    def frame(self, rows: list[Row]) -> pd.DataFrame:
+        frame = pd.DataFrame.from_records(rows, columns=self._names)
+        for index in self._numeric:
+            name = self._names[index]
+            frame[name] = frame[name].astype("float64")
+        return frame
+
+    def probabilities(self, frame: pd.DataFrame) -> np.ndarray:
+        if hasattr(self._model, "predict_proba"):
+            probabilities: np.ndarray = np.asarray(self._model.predict_proba(frame), dtype=float)
+            return probabilities
+        # Estimators without probabilities: the predicted class gets all the mass.
+        predicted = np.asarray(self._model.predict(frame)).astype(str)
+        one_hot: np.ndarray = (predicted[:, None] == np.array(self.classes)[None, :]).astype(float)
+        return one_hot
+
+    def unknown_categories(self, row: Row) -> dict[str, str]:
+        return {
+            name: value
+            for name, value in zip(self._names, row, strict=True)
+            if name in self._known and value not in self._known[name]
+        }
+
+    def window_values(
+        self, frame: pd.DataFrame
+    ) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
+        numeric = {self._names[i]: frame[self._names[i]].to_numpy() for i in self._numeric}
+        categorical = {name: frame[name].astype(str).tolist() for name in self._known}
+        return numeric, categorical
+
+
+def _predictions(
+    classes: list[str], probabilities: np.ndarray, ids: list[str]
+) -> list[RowPrediction]:
+    best = probabilities.argmax(axis=1)
+    return [
+        RowPrediction(
+            request_id=request_id,
+            class_name=classes[index],
+            class_id=int(index),
+            confidence=float(row[index]),
+            probabilities=dict(zip(classes, map(float, row), strict=True)),
+        )
+        for request_id, index, row in zip(ids, best, probabilities, strict=True)
+    ]
+
+
+def build_tabular_service(settings: ServingSettings) -> TabularServiceBlueprint:
+    served = resolve_served_model(settings)
+    schema = FeatureSchema.model_validate(served.metadata["feature_schema"])
+    profile = ReferenceProfile.model_validate(served.metadata["reference_profile"])
+    types = build_request_types(schema, settings.max_instances)
+    rows_type = types.rows
+    predict_body_type = types.predict_body
+    state = ServiceState()
+    drift_config = DriftConfig(
+        large_window=settings.drift_large_window,
+        p_value_threshold=settings.drift_p_value,
+        wasserstein_threshold=settings.drift_wasserstein,
+        psi_threshold=settings.drift_psi,
+    )
+
+    class TabularClassifier:
+        model_ref = bentoml.models.BentoModel(served.tag)
+
+        def __init__(self) -> None:
+            quiet_client_errors()
+            model = bentoml.sklearn.load_model(self.model_ref)
+            self.served: ServedModel = served
+            self.predictor = TabularPredictor(model, schema)
+            metrics = PrometheusServingMetrics(served.name, served.version, ENDPOINTS)
+            self.monitor = ServingMonitor(
+                profile,
+                self.predictor.classes,
+                metrics,
+                drift_config,
+                window=settings.drift_window,
+                drift_every=settings.drift_every,
+                feedback=RollingAccuracy(settings.feedback_window, settings.feedback_remembered),
+                latency_endpoints=PREDICTION_ENDPOINTS,
+            )
+            state.monitor = self.monitor
+            for pending in state.pending:
+                self.monitor.record_request(*pending)
+            state.pending.clear()
+
+        def _serve(self, endpoint: str, rows: list[Row]) -> list[RowPrediction]:
+            frame = self.predictor.frame(rows)
+            probabilities = self.predictor.probabilities(frame)
+            classes = self.predictor.classes
+            numeric, categorical = self.predictor.window_values(frame)
+            predicted = [classes[i] for i in probabilities.argmax(axis=1)]
+            ids = self.monitor.observe(
+                endpoint, numeric, categorical, predicted, probabilities.max(axis=1)
+            )
+            return _predictions(classes, probabilities, ids)
+
+        @bentoml.api(
+            batchable=True,
+            batch_dim=0,
+            max_batch_size=settings.max_batch_size,
+            max_latency_ms=settings.max_latency_ms,
+        )
+        def classify(self, rows: rows_type) -> list[RowPrediction]:  # type: ignore[valid-type]
+            """Raw feature rows in the order `metadata` lists; adaptively batched."""
+            return self._serve("classify", rows)
+
+        @bentoml.api
+        def predict(self, body: predict_body_type, /) -> PredictResponse:  # type: ignore[valid-type]
+            """Named features: one instance, or {"instances": [...]}."""
+            rows = instances_of(body, types.field_names)
+            predictions = self._serve("predict", rows)
+            return PredictResponse(
+                model_name=served.name,
+                model_version=served.version,
+                predictions=[
+                    InstancePrediction(
+                        **prediction.model_dump(),
+                        unknown_categories=self.predictor.unknown_categories(row),
+                    )
+                    for prediction, row in zip(predictions, rows, strict=True)
+                ],
+            )
+
+        @bentoml.api
+        async def metadata(self) -> dict[str, Any]:
+            """Model name, version, alias, training metrics, features and classes."""
+            return {
+                **served.describe(),
+                "features": [
+                    {"name": s.name, "kind": s.kind.value, "categories": list(s.categories)}
+                    for s in schema.features
+                ],
+                "classes": self.predictor.classes,
+                "serving": {
+                    "max_batch_size": settings.max_batch_size,
+                    "max_latency_ms": settings.max_latency_ms,
+                    "max_instances": settings.max_instances,
+                    "max_body_bytes": settings.max_body_bytes,
+                    "drift": {**drift_config.model_dump(), "window": settings.drift_window},
+                },
+            }
+
+        @bentoml.api
+        async def feedback(self, request_id: str, label: str) -> FeedbackOutcome:
+            """Ground truth for an earlier prediction, by the request_id it returned."""
+            try:
+                return self.monitor.feedback(request_id, label)
+            except InvalidInputError as error:
+                raise InvalidArgument(str(error)) from None
+            except UnknownPredictionError as error:
+                raise NotFound(str(error)) from None
+
+        @bentoml.api
+        async def stats(self) -> ServingStats:
+            """Counts per class, confidence, latency percentiles, accuracy and drift."""
+            return self.monitor.stats()
+
+    TabularClassifier.__qualname__ = TabularClassifier.__name__
+    return TabularServiceBlueprint(
+        cls=TabularClassifier,
+        config=service_config(settings),
+        middleware=(
+            RequestGuardMiddleware,
+            {
+                "endpoints": frozenset(ENDPOINTS),
+                "max_body_bytes": settings.max_body_bytes,
+                "observe": state.observe_request,
+            },
+        ),
+    )

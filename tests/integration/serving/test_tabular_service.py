@@ -1,0 +1,237 @@
+"""The tabular service through ``Service.to_asgi()``: every endpoint, bad input, /metrics."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from starlette.testclient import TestClient
+
+from tests.support.serving import asgi_client, tabular_service, train_and_promote
+
+pytestmark = pytest.mark.slow
+
+MODEL = "serve-iris"
+FEATURES = ["sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm"]
+SETOSA = [5.1, 3.5, 1.4, 0.2]
+VIRGINICA = [6.7, 3.0, 5.2, 2.3]
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    train_and_promote(tmp_path_factory.mktemp("serve-iris"), MODEL)
+    service = tabular_service(
+        model_name=MODEL, max_instances=8, max_body_bytes=4096, drift_every=10
+    )
+    with asgi_client(service) as test_client:
+        yield test_client
+
+
+def _named(row: list[float]) -> dict[str, float]:
+    return dict(zip(FEATURES, row, strict=True))
+
+
+def _metric(client: TestClient, family: str, **labels: str) -> float:
+    """Sum of a family's samples whose labels include ``labels``."""
+    total = 0.0
+    for line in client.get("/metrics").text.splitlines():
+        if not line.startswith(family + "{"):
+            continue
+        sample_labels, value = line[len(family) + 1 :].rsplit("} ", 1)
+        if all(f'{k}="{v}"' in sample_labels for k, v in labels.items()):
+            total += float(value)
+    return total
+
+
+def test_classify_batches_rows_and_returns_ids(client: TestClient) -> None:
+    response = client.post("/classify", json={"rows": [SETOSA, VIRGINICA]})
+    assert response.status_code == 200, response.text
+    first, second = response.json()
+    assert (first["class_name"], second["class_name"]) == ("setosa", "virginica")
+    assert first["class_id"] == 0 and second["class_id"] == 2
+    assert math.isclose(sum(first["probabilities"].values()), 1.0, rel_tol=1e-6)
+    assert first["confidence"] == max(first["probabilities"].values())
+    assert first["request_id"] != second["request_id"]
+
+
+def test_predict_single_and_many_named_instances(client: TestClient) -> None:
+    single = client.post("/predict", json=_named(SETOSA))
+    assert single.status_code == 200, single.text
+    body = single.json()
+    assert body["model_name"] == MODEL and body["model_version"] == "1"
+    assert [p["class_name"] for p in body["predictions"]] == ["setosa"]
+
+    many = client.post("/predict", json={"instances": [_named(SETOSA), _named(VIRGINICA)]})
+    assert [p["class_name"] for p in many.json()["predictions"]] == ["setosa", "virginica"]
+
+
+def test_metadata_describes_model_features_and_limits(client: TestClient) -> None:
+    meta = client.post("/metadata").json()
+    assert meta["model_name"] == MODEL and meta["alias"] == "champion"
+    assert meta["metrics"]["accuracy"] >= 0.9
+    assert [f["name"] for f in meta["features"]] == FEATURES
+    assert meta["classes"] == ["setosa", "versicolor", "virginica"]
+    assert meta["serving"]["max_instances"] == 8
+
+
+def test_feedback_updates_rolling_accuracy_gauge(client: TestClient) -> None:
+    rows = client.post("/classify", json={"rows": [SETOSA, VIRGINICA]}).json()
+    right = client.post("/feedback", json={"request_id": rows[0]["request_id"], "label": "setosa"})
+    assert right.status_code == 200, right.text
+    assert right.json()["correct"] is True
+    wrong = client.post("/feedback", json={"request_id": rows[1]["request_id"], "label": "setosa"})
+    assert wrong.json()["correct"] is False
+
+    again = client.post("/feedback", json={"request_id": rows[0]["request_id"], "label": "setosa"})
+    assert again.status_code == 404 and "request_id" in again.text
+    unknown = client.post("/feedback", json={"request_id": "0" * 32, "label": "setosa"})
+    assert unknown.status_code == 404
+    bad_label = client.post("/feedback", json={"request_id": rows[1]["request_id"], "label": "x"})
+    assert bad_label.status_code == 400 and "label" in bad_label.text
+
+    stats = client.post("/stats").json()
+    assert stats["labelled"] >= 2
+    assert _metric(client, "mlops_rolling_accuracy", model=MODEL) == stats["rolling_accuracy"]
+
+
+BAD_CLASSIFY: list[tuple[str, bytes, int, str]] = [
+    ("string for a number", b'{"rows": [[5.1, "3.5", 1.4, 0.2]]}', 400, "valid number"),
+    ("boolean for a number", b'{"rows": [[5.1, true, 1.4, 0.2]]}', 400, "valid number"),
+    ("NaN", b'{"rows": [[NaN, 3.5, 1.4, 0.2]]}', 400, "finite number"),
+    ("infinity", b'{"rows": [[1e999, 3.5, 1.4, 0.2]]}', 400, "finite number"),
+    ("null", b'{"rows": [[null, 3.5, 1.4, 0.2]]}', 400, "valid number"),
+    ("too few values", b'{"rows": [[5.1, 3.5, 1.4]]}', 400, "rows"),
+    ("too many values", b'{"rows": [[5.1, 3.5, 1.4, 0.2, 9]]}', 400, "at most 4 items"),
+    ("empty rows", b'{"rows": []}', 400, "at least 1 item"),
+    ("rows over the limit", json.dumps({"rows": [SETOSA] * 9}).encode(), 400, "at most 8"),
+    ("row not a list", b'{"rows": [5.1]}', 400, "rows"),
+    ("missing field", b"{}", 400, "rows"),
+    ("not JSON", b"rows=1", 400, "Invalid JSON"),
+    ("truncated JSON", b'{"rows": [[5.1', 400, "Invalid JSON"),
+    ("JSON array body", b"[[5.1, 3.5, 1.4, 0.2]]", 400, "error"),
+    ("oversized body", b'{"rows": [' + b"[1,2,3,4]," * 600 + b"[1,2,3,4]]}", 413, "limit"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "body", "status", "message"), BAD_CLASSIFY, ids=[c[0] for c in BAD_CLASSIFY]
+)
+def test_bad_classify_input_is_a_named_4xx(
+    client: TestClient, case: str, body: bytes, status: int, message: str
+) -> None:
+    served_before = _metric(client, "mlops_predictions_total", model=MODEL)
+    errors_before = _metric(client, "mlops_request_errors_total", endpoint="classify")
+
+    response = client.post("/classify", content=body, headers={"content-type": "application/json"})
+
+    assert response.status_code == status, response.text
+    assert message in response.text
+    assert _metric(client, "mlops_predictions_total", model=MODEL) == served_before
+    assert _metric(client, "mlops_request_errors_total", endpoint="classify") == errors_before + 1
+    assert client.post("/classify", json={"rows": [SETOSA]}).status_code == 200
+
+
+BAD_PREDICT: list[tuple[str, Any, str]] = [
+    ("unknown field", {**_named(SETOSA), "colour": "red"}, "colour"),
+    (
+        "missing field",
+        {k: v for k, v in _named(SETOSA).items() if k != "petal_width_cm"},
+        "petal_width_cm",
+    ),
+    ("string number", {**_named(SETOSA), "sepal_width_cm": "wide"}, "sepal_width_cm"),
+    ("empty instances", {"instances": []}, "at least 1 item"),
+    ("too many instances", {"instances": [_named(SETOSA)] * 9}, "at most 8"),
+    ("instance not an object", {"instances": [SETOSA]}, "instances"),
+    ("extra key beside instances", {"instances": [_named(SETOSA)], "x": 1}, "x"),
+    ("scalar body", 3, "error"),
+]
+
+
+@pytest.mark.parametrize(("case", "body", "field"), BAD_PREDICT, ids=[c[0] for c in BAD_PREDICT])
+def test_bad_predict_input_is_a_400_naming_the_field(
+    client: TestClient, case: str, body: Any, field: str
+) -> None:
+    response = client.post("/predict", json=body)
+    assert response.status_code == 400, response.text
+    assert field in response.text
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/feedback", {"request_id": 5, "label": "setosa"}),
+        ("/feedback", {"label": "setosa"}),
+        ("/feedback", [1, 2]),
+        ("/stats", "not an object"),
+    ],
+)
+def test_other_endpoints_reject_bad_bodies_with_4xx(
+    client: TestClient, path: str, body: Any
+) -> None:
+    response = client.post(path, json=body)
+    assert 400 <= response.status_code < 500, response.text
+
+
+def test_health_and_metrics_families(client: TestClient) -> None:
+    assert client.get("/livez").status_code == 200
+    assert client.get("/readyz").status_code == 200
+    for _ in range(5):  # drift gauges appear once a window holds drift_config.min_window rows
+        client.post("/classify", json={"rows": [SETOSA, VIRGINICA] * 4})
+    text = client.get("/metrics").text
+    for family in (
+        "mlops_predictions_total",
+        "mlops_prediction_confidence_bucket",
+        "mlops_request_latency_seconds_bucket",
+        "mlops_request_errors_total",
+        "mlops_rolling_accuracy",
+        "mlops_feature_drift_score",
+        "mlops_feature_drift_detected",
+        "mlops_drifted_features_share",
+        "mlops_prediction_drift_score",
+        "bentoml_service_adaptive_batch_size_bucket",
+    ):
+        assert family in text, family
+    assert 'class="setosa"' in text and f'model="{MODEL}"' in text
+
+
+def test_drift_gauges_move_with_shifted_inputs(client: TestClient) -> None:
+    rng = np.random.default_rng(0)
+    reference_like = np.column_stack(
+        [
+            rng.normal(5.8, 0.8, 200),
+            rng.normal(3.05, 0.43, 200),
+            rng.normal(3.7, 1.7, 200),
+            rng.normal(1.2, 0.76, 200),
+        ]
+    )
+    for chunk in np.array_split(reference_like, 25):
+        client.post("/classify", json={"rows": chunk.round(2).tolist()})
+    calm = client.post("/stats").json()["drift"]
+
+    shifted = reference_like.copy()
+    shifted[:, 0] += 3.0
+    for _ in range(3):
+        for chunk in np.array_split(shifted, 25):
+            client.post("/classify", json={"rows": chunk.round(2).tolist()})
+    moved = client.post("/stats").json()["drift"]
+
+    calm_scores = {f["feature"]: f for f in calm["features"]}
+    moved_scores = {f["feature"]: f for f in moved["features"]}
+    assert moved_scores["sepal_length_cm"]["drifted"] is True
+    assert moved_scores["sepal_length_cm"]["score"] > calm_scores["sepal_length_cm"]["score"]
+    assert moved["drifted_share"] >= 0.25
+    assert _metric(client, "mlops_feature_drift_detected", feature="sepal_length_cm") == 1.0
+
+
+def test_stats_summarise_traffic(client: TestClient) -> None:
+    stats = client.post("/stats").json()
+    assert stats["predictions"] == sum(stats["by_class"].values()) > 0
+    assert 0.0 < stats["mean_confidence"] <= 1.0
+    assert (
+        stats["latency"]["count"] > 0 and stats["latency"]["p99_ms"] >= stats["latency"]["p50_ms"]
+    )
+    assert stats["errors"].get("invalid_input", 0) > 0

@@ -1,0 +1,25 @@
+"""Synthetic datasets the pipeline has never seen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def write_mixed_csv(path: Path, rows: int = 400, seed: int = 3) -> None:
+    """A churn table: numbers, categories, missing values."""
+    rng = np.random.default_rng(seed)
+    income = rng.normal(50, 15, rows)
+    plan = rng.choice(["basic", "plus", "pro"], rows)
+    region = rng.choice(["north", "south", "east", "west"], rows)
+    tenure = rng.integers(1, 60, rows).astype(float)
+    score = income / 10 + (plan == "pro") * 4 + (plan == "plus") * 2 - tenure / 20
+    churn = np.where(score + rng.normal(0, 0.5, rows) > 6.5, "stays", "leaves")
+    frame = pd.DataFrame(
+        {"income": income, "plan": plan, "region": region, "tenure_months": tenure, "churn": churn}
+    )
+    frame.loc[rng.choice(rows, 30, replace=False), "income"] = np.nan
+    frame.loc[rng.choice(rows, 25, replace=False), "region"] = None
+    frame.to_csv(path, index=False)

@@ -1,0 +1,50 @@
+"""Run `bentoml serve` as a user would: a subprocess on 127.0.0.1, stopped with SIGINT."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.conftest import REPO_ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def bentoml_cli() -> str:
+    executable = shutil.which("bentoml", path=str(Path(sys.executable).parent))
+    assert executable, "bentoml is installed by make install"
+    return executable
+
+
+@contextmanager
+def bentoml_server(target: str, env: dict[str, str], log: Path) -> Iterator[str]:
+    """Serve ``target`` (import path or Bento tag); yields the base URL."""
+    port = free_port()
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [bentoml_cli(), "serve", target, "--host", "127.0.0.1", "--port", str(port)],
+            cwd=REPO_ROOT,
+            env={**os.environ, **env},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

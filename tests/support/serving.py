@@ -1,0 +1,71 @@
+"""Train-and-promote a model into the session store, then build its service for to_asgi()."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import bentoml
+import yaml
+from prometheus_client import REGISTRY
+from starlette.testclient import TestClient
+
+from application.registry.lifecycle import promote
+from application.training.train_tabular import train_tabular
+from infrastructure.bootstrap import Container, bootstrap
+from infrastructure.config.job_config import load_tabular_job
+from infrastructure.config.settings import MlopsSettings, ServingSettings
+from infrastructure.serving.tabular_service import build_tabular_service
+from tests.conftest import REPO_ROOT
+
+FAST_CANDIDATES = [{"estimator": "logistic_regression", "params": {"C": 1.0}}]
+
+
+def container_in(home: Path) -> Container:
+    return bootstrap(MlopsSettings(home=home, bentoml_home=Path(os.environ["BENTOML_HOME"])))
+
+
+def train_and_promote(home: Path, name: str, **overrides: Any) -> Container:
+    """Train configs/iris.yaml (or ``overrides``) as ``name`` and make it the champion."""
+    config: dict[str, Any] = yaml.safe_load((REPO_ROOT / "configs" / "iris.yaml").read_text())
+    config.update(registered_model_name=name, candidates=FAST_CANDIDATES, **overrides)
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    container = container_in(home)
+    train_tabular(
+        load_tabular_job(path),
+        container.dataset_loader,
+        container.tabular_trainer,
+        container.tracker,
+        container.registry,
+        container.store,
+    )
+    promote(container.registry, container.store, name)
+    return container
+
+
+def tabular_service(**settings: Any) -> Any:
+    blueprint = build_tabular_service(ServingSettings(**settings))
+    return blueprint.attach_middleware(bentoml.service(**blueprint.config)(blueprint.cls))
+
+
+@contextmanager
+def asgi_client(service: Any) -> Iterator[TestClient]:
+    """TestClient over ``service.to_asgi()``; several may run, one after another, per process.
+
+    Each BentoML app registers its own ``bentoml_service_*`` collectors in the global
+    Prometheus registry and a second app would collide with the first, so they are dropped
+    when the client closes (our ``mlops_*`` families are shared on purpose and stay).
+    """
+    try:
+        with TestClient(service.to_asgi()) as client:
+            yield client
+    finally:
+        collectors = dict(REGISTRY._collector_to_names)  # no public way to list them
+        for collector, names in collectors.items():
+            if any(name.startswith("bentoml_") for name in names):
+                REGISTRY.unregister(collector)

@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from application.monitoring.serving_monitor import ServingMonitor, error_kind
+from domain.monitoring.drift import DriftConfig, FeatureDrift
+from domain.monitoring.feedback import RollingAccuracy
+from domain.monitoring.profile import CategoricalProfile, ReferenceProfile, profile_numeric
+from shared.errors import InvalidInputError, UnknownPredictionError
+
+RNG = np.random.default_rng(11)
+
+
+class RecordingMetrics:
+    def __init__(self) -> None:
+        self.predictions: list[tuple[str, list[str]]] = []
+        self.requests: list[tuple[str, int]] = []
+        self.accuracy: float | None = None
+        self.drift: tuple[list[FeatureDrift], float, FeatureDrift | None] | None = None
+
+    def record_predictions(
+        self, endpoint: str, predicted: Sequence[str], confidences: Sequence[float]
+    ) -> None:
+        self.predictions.append((endpoint, list(predicted)))
+
+    def record_request(self, endpoint: str, status: int, seconds: float) -> None:
+        self.requests.append((endpoint, status))
+
+    def set_accuracy(self, accuracy: float) -> None:
+        self.accuracy = accuracy
+
+    def set_drift(
+        self,
+        features: Sequence[FeatureDrift],
+        drifted_share: float,
+        prediction: FeatureDrift | None,
+    ) -> None:
+        self.drift = (list(features), drifted_share, prediction)
+
+
+def _monitor(metrics: RecordingMetrics, drift_every: int = 50) -> ServingMonitor:
+    profile = ReferenceProfile(
+        rows=2000,
+        numeric={"x": profile_numeric(RNG.normal(0.0, 1.0, 2000))},
+        categorical={"colour": CategoricalProfile(frequencies={"red": 0.5, "blue": 0.5})},
+        class_prior={"a": 0.5, "b": 0.5},
+    )
+    return ServingMonitor(
+        profile,
+        ["a", "b"],
+        metrics,
+        DriftConfig(),
+        window=300,
+        drift_every=drift_every,
+        feedback=RollingAccuracy(window=10),
+        latency_endpoints=frozenset({"classify"}),
+    )
+
+
+def _observe(monitor: ServingMonitor, shift: float, rows: int = 100) -> list[str]:
+    return monitor.observe(
+        "classify",
+        {"x": RNG.normal(shift, 1.0, rows)},
+        {"colour": list(RNG.choice(["red", "blue"], rows))},
+        list(RNG.choice(["a", "b"], rows)),
+        np.full(rows, 0.8),
+    )
+
+
+def test_feedback_scores_predictions_once() -> None:
+    metrics = RecordingMetrics()
+    monitor = _monitor(metrics)
+    ids = monitor.observe(
+        "predict", {"x": [0.1, 0.2]}, {"colour": ["red", "red"]}, ["a", "b"], [0.9, 0.6]
+    )
+    assert len(set(ids)) == 2
+
+    assert monitor.feedback(ids[0], "a").correct is True
+    outcome = monitor.feedback(ids[1], "a")
+    assert (outcome.correct, outcome.predicted, outcome.rolling_accuracy) == (False, "b", 0.5)
+    assert metrics.accuracy == 0.5
+    with pytest.raises(UnknownPredictionError, match="request_id"):
+        monitor.feedback(ids[1], "a")
+    with pytest.raises(InvalidInputError, match="label") as error:
+        monitor.feedback("whatever", "zebra")
+    assert error.value.field == "label"
+
+
+def test_drift_is_refreshed_every_n_rows_and_detects_a_shift() -> None:
+    metrics = RecordingMetrics()
+    monitor = _monitor(metrics, drift_every=100)
+    _observe(monitor, shift=0.0, rows=99)
+    assert metrics.drift is None, "not due yet"
+    _observe(monitor, shift=0.0, rows=1)
+    assert metrics.drift is not None
+    calm = {d.feature: d for d in metrics.drift[0]}
+    assert not calm["x"].drifted and not calm["colour"].drifted
+
+    for _ in range(3):
+        _observe(monitor, shift=2.0)
+    moved = {d.feature: d for d in metrics.drift[0]}
+    assert moved["x"].drifted and metrics.drift[1] == 0.5
+    assert monitor.stats().drift.window == 300
+
+
+def test_stats_count_predictions_latency_and_errors() -> None:
+    monitor = _monitor(RecordingMetrics())
+    _observe(monitor, shift=0.0, rows=10)
+    monitor.record_request("classify", 200, 0.010)
+    monitor.record_request("classify", 200, 0.030)
+    monitor.record_request("stats", 200, 5.0)  # not a prediction endpoint: no latency sample
+    monitor.record_request("classify", 400, 0.001)
+    monitor.record_request("classify", 413, 0.001)
+
+    stats = monitor.stats()
+    assert stats.predictions == 10 == sum(stats.by_class.values())
+    assert stats.mean_confidence == pytest.approx(0.8)
+    assert stats.latency.count == 2 and stats.latency.p50_ms == pytest.approx(20.0)
+    assert stats.errors == {"invalid_input": 1, "payload_too_large": 1}
+    assert stats.drift.window == 0, "below min_window no drift is reported"
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (400, "invalid_input"),
+        (404, "not_found"),
+        (413, "payload_too_large"),
+        (429, "overloaded"),
+        (503, "unavailable"),
+        (418, "client_error"),
+        (500, "internal"),
+    ],
+)
+def test_error_kinds_are_a_fixed_set(status: int, kind: str) -> None:
+    assert error_kind(status) == kind
