@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -78,6 +79,17 @@ class ExperimentTracker(Protocol):
         ...
 
 
+class TextModelLogger(Protocol):
+    def log_text_classifier(
+        self,
+        model_dir: Path,
+        registered_name: str,
+        input_example: pd.DataFrame,
+        max_length: int,
+        tags: Mapping[str, str],
+    ) -> ModelVersionInfo: ...
+
+
 class ModelRegistry(Protocol):
     def get_version(self, name: str, version: str) -> ModelVersionInfo: ...
 
@@ -111,6 +123,16 @@ class ModelStore(Protocol):
         """Save into the serving store; returns the stored tag (name:version)."""
         ...
 
+    def save_text_model(
+        self,
+        name: str,
+        model_dir: Path,
+        labels: Mapping[str, str],
+        metadata: Mapping[str, Any],
+    ) -> str:
+        """Save a transformers folder (weights + tokenizer) into the serving store."""
+        ...
+
     def find_tag(self, name: str, registry_version: str) -> str | None: ...
 
     def mark_alias(self, name: str, alias: str, registry_version: str | None) -> None:
@@ -141,3 +163,41 @@ class ServingMetrics(Protocol):
         drifted_share: float,
         prediction: FeatureDrift | None,
     ) -> None: ...
+
+
+class TextClassifier(Protocol):
+    classes: list[str]
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray: ...
+
+    def predict(self, texts: Sequence[str]) -> list[str]: ...
+
+
+class FittedTextModel(Protocol):
+    """What a text trainer hands back: the best model, its saved folder and run figures."""
+
+    model: TextClassifier
+    model_dir: Path
+    device: str
+    steps: int
+    best_step: int
+    best_metric: float
+    stopped_early: bool
+    train_seconds: float
+    samples_per_second: float
+    peak_memory_mb: float
+    trainable_parameters: int
+    total_parameters: int
+
+
+class TextTrainer(Protocol):
+    def fit(
+        self,
+        job: Any,
+        train: tuple[Sequence[str], Sequence[int]],
+        validation: tuple[Sequence[str], Sequence[int]],
+        classes: Sequence[str],
+        workdir: Path,
+        on_metrics: Callable[[dict[str, float], int], None],
+        progress: Callable[[str], None],
+    ) -> FittedTextModel: ...

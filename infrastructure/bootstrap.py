@@ -13,6 +13,7 @@ from shared.logging import configure_logging
 if TYPE_CHECKING:
     from infrastructure.ml.dataset_loader import PandasDatasetLoader
     from infrastructure.ml.sklearn_trainer import SklearnTabularTrainer
+    from infrastructure.ml.text.trainer import TransformersTextTrainer
     from infrastructure.store.bento_model_store import BentoModelStore
     from infrastructure.tracking.mlflow_registry import MlflowModelRegistry
     from infrastructure.tracking.mlflow_tracker import MlflowExperimentTracker
@@ -64,6 +65,12 @@ class Container:
         from infrastructure.ml.dataset_loader import PandasDatasetLoader
 
         return PandasDatasetLoader()
+
+    @cached_property
+    def text_trainer(self) -> TransformersTextTrainer:
+        from infrastructure.ml.text.trainer import TransformersTextTrainer
+
+        return TransformersTextTrainer()
 
     @cached_property
     def tabular_trainer(self) -> SklearnTabularTrainer:

@@ -140,9 +140,12 @@ def train(
     and `champion` does not move).
     """
     from application.training.train_tabular import train_tabular
-    from infrastructure.config.job_config import load_tabular_job
+    from infrastructure.config.job_config import job_kind, load_tabular_job
 
     with _user_errors():
+        if job_kind(config) == "text":
+            _train_text(config)
+            return
         job = load_tabular_job(config)
         container = _container()
         with console.status("starting") as status:
@@ -179,6 +182,48 @@ def train(
         f"dataset {outcome.fingerprint.short} ({outcome.fingerprint.rows} rows) | "
         f"run {outcome.run_id} | registered {job.registered_model_name} "
         f"v{outcome.registered.version} @challenger | bentoml {outcome.stored_tag}"
+    )
+    colour = "green" if outcome.gate.passed else "red"
+    console.print(f"[{colour}]{outcome.gate.describe()}[/{colour}]")
+    if not outcome.gate.passed:
+        raise typer.Exit(1)
+
+
+def _train_text(config: Path) -> None:
+    from application.training.train_text import train_text
+    from infrastructure.config.job_config import load_text_job
+
+    job = load_text_job(config)
+    container = _container()
+    workdir = container.settings.home / "finetune" / job.registered_model_name
+    with console.status("starting") as status:
+        outcome = train_text(
+            job,
+            container.dataset_loader,
+            container.text_trainer,
+            container.tracker,
+            container.tracker,
+            container.registry,
+            container.store,
+            workdir,
+            progress=lambda message: (status.update(message), console.log(message))[0],
+        )
+    console.print(_report_table(f"{job.registered_model_name}: test split", outcome.report))
+    fit = outcome.fit
+    console.print(
+        f"{fit.steps} steps on {fit.device} in {fit.train_seconds:.1f} s "
+        f"({fit.samples_per_second:.1f} samples/s, best step {fit.best_step}"
+        f"{', stopped early' if fit.stopped_early else ''}); peak memory "
+        f"{fit.peak_memory_mb:.0f} MB; trainable {fit.trainable_parameters:,} of "
+        f"{fit.total_parameters:,} parameters; checkpoints (best, last) in {workdir}"
+    )
+    behaviour = outcome.behaviour.metrics()
+    if behaviour:
+        console.print("behaviour: " + ", ".join(f"{k} {v:.2f}" for k, v in behaviour.items()))
+    console.print(
+        f"rows {outcome.rows} | run {outcome.run_id} | registered "
+        f"{job.registered_model_name} v{outcome.registered.version} @challenger | "
+        f"bentoml {outcome.stored_tag}"
     )
     colour = "green" if outcome.gate.passed else "red"
     console.print(f"[{colour}]{outcome.gate.describe()}[/{colour}]")

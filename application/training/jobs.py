@@ -144,6 +144,13 @@ class TextTrainingSettings(_Frozen):
         return value
 
 
+class BehaviourSettings(_Frozen):
+    """Checks run on the trained model and logged to MLflow (they do not gate)."""
+
+    invariance_texts: list[str] = Field(default_factory=list)
+    negation_pairs: list[tuple[str, str]] = Field(default_factory=list)
+
+
 class TextJobConfig(_Frozen):
     kind: Literal["text"] = "text"
     experiment: str = "text"
@@ -158,6 +165,7 @@ class TextJobConfig(_Frozen):
     lora: LoraSettings = LoraSettings()
     training: TextTrainingSettings = TextTrainingSettings()
     loss: LossSettings = LossSettings()
+    behaviour: BehaviourSettings = BehaviourSettings()
     gate: GatePolicy
 
     @model_validator(mode="after")

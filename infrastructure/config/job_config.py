@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from application.training.jobs import TabularJobConfig
+from application.training.jobs import TabularJobConfig, TextJobConfig
 from shared.errors import ConfigError
 
 
@@ -42,6 +42,11 @@ def resolve_dataset_path(source: str, config_dir: Path) -> str:
     return str(beside_config) if beside_config.exists() else source
 
 
+def job_kind(path: Path) -> str:
+    """``tabular`` (the default) or ``text``, from the config's ``kind`` key."""
+    return str(read_yaml_mapping(path).get("kind", "tabular"))
+
+
 def load_tabular_job(path: Path) -> TabularJobConfig:
     data = read_yaml_mapping(path)
     try:
@@ -56,3 +61,18 @@ def load_tabular_job(path: Path) -> TabularJobConfig:
     for index, candidate in enumerate(job.candidates):
         check_estimator_params(candidate.estimator, candidate.params, f"candidates.{index}.params")
     return job
+
+
+def load_text_job(path: Path) -> TextJobConfig:
+    """Text fine-tuning job; dataset file paths resolve like tabular ones."""
+    data = read_yaml_mapping(path)
+    try:
+        job = TextJobConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, str(path))) from error
+    files = {
+        name: resolve_dataset_path(value, path.parent)
+        for name in ("train", "validation", "test", "source")
+        if (value := getattr(job.dataset, name)) is not None
+    }
+    return job.model_copy(update={"dataset": job.dataset.model_copy(update=files)})

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import bentoml
@@ -34,6 +36,23 @@ class BentoModelStore:
                 "predict_proba": {"batchable": True, "batch_dim": 0},
             },
         )
+        alias = labels.get(ALIAS_LABEL)
+        if alias:
+            self.mark_alias(name, alias, labels.get(VERSION_LABEL))
+        return str(stored.tag)
+
+    def save_text_model(
+        self,
+        name: str,
+        model_dir: Path,
+        labels: Mapping[str, str],
+        metadata: Mapping[str, Any],
+    ) -> str:
+        """Weights, config and tokenizer files as they are; services load them from m.path."""
+        with bentoml.models.create(
+            name, labels=dict(labels), metadata=dict(metadata), module="transformers"
+        ) as stored:
+            shutil.copytree(model_dir, stored.path, dirs_exist_ok=True)
         alias = labels.get(ALIAS_LABEL)
         if alias:
             self.mark_alias(name, alias, labels.get(VERSION_LABEL))

@@ -105,11 +105,19 @@ class MlflowModelRegistry:
 
     def load_classifier(self, name: str, version: str) -> Classifier:
         import mlflow
+        import mlflow.models
+        import mlflow.pyfunc
         import mlflow.sklearn
 
         mlflow.set_registry_uri(self._registry_uri)
         mlflow.set_tracking_uri(self._tracking_uri)
-        model: Classifier = mlflow.sklearn.load_model(f"models:/{name}/{version}")
+        uri = f"models:/{name}/{version}"
+        # sklearn models load natively (no pyfunc schema enforcement on NaN categories);
+        # text models are pyfuncs over a transformers folder.
+        if "sklearn" in mlflow.models.get_model_info(uri).flavors:
+            model: Classifier = mlflow.sklearn.load_model(uri)
+        else:
+            model = mlflow.pyfunc.load_model(uri)
         return model
 
     def load_evaluation_split(self, name: str, version: str) -> tuple[pd.DataFrame, pd.Series]:

@@ -24,10 +24,14 @@ from infrastructure.tracking.mlflow_registry import MlflowModelRegistry
 MAX_PARAM_LENGTH = 500
 
 
-def _serving_requirements() -> list[str]:
+SKLEARN_REQUIREMENTS = ("scikit-learn", "pandas", "numpy", "scipy", "cloudpickle")
+TEXT_REQUIREMENTS = ("torch", "transformers", "tokenizers", "safetensors", "pandas", "numpy")
+
+
+def _serving_requirements(dists: tuple[str, ...] = SKLEARN_REQUIREMENTS) -> list[str]:
     """Pinned requirements written with the model, so MLflow need not infer them (slow)."""
     pins = []
-    for dist in ("scikit-learn", "pandas", "numpy", "scipy", "cloudpickle"):
+    for dist in dists:
         try:
             pins.append(f"{dist}=={importlib.metadata.version(dist)}")
         except importlib.metadata.PackageNotFoundError:
@@ -166,6 +170,31 @@ class MlflowExperimentTracker:
             registered_model_name=registered_name,
             pip_requirements=_serving_requirements(),
             serialization_format="cloudpickle",
+        )
+        version = str(info.registered_model_version)
+        self._registry.set_version_tags(registered_name, version, tags)
+        return self._registry.get_version(registered_name, version)
+
+    def log_text_classifier(
+        self,
+        model_dir: Path,
+        registered_name: str,
+        input_example: pd.DataFrame,
+        max_length: int,
+        tags: Mapping[str, str],
+    ) -> ModelVersionInfo:
+        """A pyfunc over the saved folder: predict(DataFrame with "text") -> class names."""
+        import mlflow.pyfunc
+
+        from infrastructure.tracking.text_pyfunc import TextClassifierPyfunc
+
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=TextClassifierPyfunc(max_length=max_length),
+            artifacts={"model": str(model_dir)},
+            signature=infer_signature(input_example, pd.Series(["label"] * len(input_example))),
+            registered_model_name=registered_name,
+            pip_requirements=_serving_requirements(TEXT_REQUIREMENTS),
         )
         version = str(info.registered_model_version)
         self._registry.set_version_tags(registered_name, version, tags)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -87,6 +89,13 @@ class FakeModelStore:
 
     def save_classifier(
         self, name: str, model: Classifier, labels: Mapping[str, str], metadata: Mapping[str, Any]
+    ) -> str:
+        version = labels["registered_version"]
+        self.labels[version] = dict(labels)
+        return f"{name}:{version}"
+
+    def save_text_model(
+        self, name: str, model_dir: Path, labels: Mapping[str, str], metadata: Mapping[str, Any]
     ) -> str:
         version = labels["registered_version"]
         self.labels[version] = dict(labels)

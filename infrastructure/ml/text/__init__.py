@@ -1,0 +1,1 @@
+"""Text classification with transformers (fine-tuning, LoRA) on torch."""
