@@ -176,24 +176,47 @@ class TextClassifier(Protocol):
 class FittedTextModel(Protocol):
     """What a text trainer hands back: the best model, its saved folder and run figures."""
 
-    model: TextClassifier
-    model_dir: Path
-    device: str
-    steps: int
-    best_step: int
-    best_metric: float
-    stopped_early: bool
-    train_seconds: float
-    samples_per_second: float
-    peak_memory_mb: float
-    trainable_parameters: int
-    total_parameters: int
+    @property
+    def model(self) -> TextClassifier: ...
+
+    @property
+    def model_dir(self) -> Path: ...
+
+    @property
+    def device(self) -> str: ...
+
+    @property
+    def steps(self) -> int: ...
+
+    @property
+    def best_step(self) -> int: ...
+
+    @property
+    def best_metric(self) -> float: ...
+
+    @property
+    def stopped_early(self) -> bool: ...
+
+    @property
+    def train_seconds(self) -> float: ...
+
+    @property
+    def samples_per_second(self) -> float: ...
+
+    @property
+    def peak_memory_mb(self) -> float: ...
+
+    @property
+    def trainable_parameters(self) -> int: ...
+
+    @property
+    def total_parameters(self) -> int: ...
 
 
 class TextTrainer(Protocol):
     def fit(
         self,
-        job: Any,
+        spec: Any,
         train: tuple[Sequence[str], Sequence[int]],
         validation: tuple[Sequence[str], Sequence[int]],
         classes: Sequence[str],

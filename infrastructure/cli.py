@@ -7,7 +7,7 @@ import platform
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -189,6 +189,11 @@ def train(
         raise typer.Exit(1)
 
 
+def _show_progress(status: Any, message: str) -> None:
+    status.update(message)
+    console.log(message)
+
+
 def _train_text(config: Path) -> None:
     from application.training.train_text import train_text
     from infrastructure.config.job_config import load_text_job
@@ -206,7 +211,7 @@ def _train_text(config: Path) -> None:
             container.registry,
             container.store,
             workdir,
-            progress=lambda message: (status.update(message), console.log(message))[0],
+            progress=lambda message: _show_progress(status, message),
         )
     console.print(_report_table(f"{job.registered_model_name}: test split", outcome.report))
     fit = outcome.fit

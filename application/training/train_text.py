@@ -213,8 +213,11 @@ def train_text(
             "gate.passed": str(gate.passed).lower(),
         }
         registered = model_logger.log_text_classifier(
-            fit.model_dir, job.registered_model_name, splits.test[[TEXT]].head(3),
-            job.max_length, version_tags,
+            fit.model_dir,
+            job.registered_model_name,
+            splits.test[[TEXT]].head(3),
+            job.max_length,
+            version_tags,
         )
         registry.set_alias(job.registered_model_name, CHALLENGER, registered.version)
         say("saving the model into the BentoML store")

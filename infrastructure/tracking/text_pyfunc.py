@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import mlflow.pyfunc
 import pandas as pd
+from mlflow.pyfunc import PythonModel  # type: ignore[attr-defined]
 
 TEXT_COLUMN = "text"
 
 
-class TextClassifierPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class TextClassifierPyfunc(PythonModel):
     def __init__(self, max_length: int) -> None:
         self.max_length = max_length
         self._classifier: Any = None

@@ -23,3 +23,25 @@ def write_mixed_csv(path: Path, rows: int = 400, seed: int = 3) -> None:
     frame.loc[rng.choice(rows, 30, replace=False), "income"] = np.nan
     frame.loc[rng.choice(rows, 25, replace=False), "region"] = None
     frame.to_csv(path, index=False)
+
+
+TOPIC_WORDS = {
+    "sports": ["match", "goal", "coach", "league", "striker", "season"],
+    "business": ["shares", "profit", "market", "merger", "investors", "quarter"],
+    "science": ["telescope", "genome", "physics", "species", "laboratory", "climate"],
+    "politics": ["election", "senate", "minister", "vote", "parliament", "campaign"],
+}
+
+
+def write_topic_jsonl(path: Path, rows: int = 400, seed: int = 5) -> None:
+    """A 4-class news-topic set, JSON lines with `headline` and `topic` fields."""
+    rng = np.random.default_rng(seed)
+    fillers = ["the", "a", "new", "report", "today", "after", "big", "says"]
+    topics = list(TOPIC_WORDS)
+    records = []
+    for i in range(rows):
+        topic = topics[i % len(topics)]
+        words = list(rng.choice(TOPIC_WORDS[topic], 2)) + list(rng.choice(fillers, 4))
+        rng.shuffle(words)
+        records.append({"headline": " ".join(words), "topic": topic})
+    pd.DataFrame(records).to_json(path, orient="records", lines=True)

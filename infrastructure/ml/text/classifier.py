@@ -31,7 +31,9 @@ class TransformersTextClassifier:
         self.classes: list[str] = [config.id2label[i] for i in range(config.num_labels)]
 
     @classmethod
-    def load(cls, folder: Path, max_length: int, device: str = "auto") -> TransformersTextClassifier:
+    def load(
+        cls, folder: Path, max_length: int, device: str = "auto"
+    ) -> TransformersTextClassifier:
         chosen = detect_device(device)
         model = AutoModelForSequenceClassification.from_pretrained(str(folder))
         tokenizer = AutoTokenizer.from_pretrained(str(folder))

@@ -36,7 +36,7 @@ from shared.errors import ConfigError
 MetricsSink = Callable[[dict[str, float], int], None]
 
 
-@dataclass
+@dataclass(frozen=True)
 class TextFitResult:
     model: TransformersTextClassifier
     model_dir: Path
@@ -71,14 +71,16 @@ def _new_modules(missing_keys: Sequence[str]) -> list[str]:
 
     They start random, so LoRA must train them fully rather than freeze them.
     """
-    names = {key.split(".")[-3] if key.count(".") >= 2 else key.split(".")[0] for key in missing_keys}
+    names = {
+        key.split(".")[-3] if key.count(".") >= 2 else key.split(".")[0] for key in missing_keys
+    }
     return sorted(names | {"classifier"})
 
 
 class TransformersTextTrainer:
     def fit(
         self,
-        job: TextJobConfig,
+        spec: Any,
         train: tuple[Sequence[str], Sequence[int]],
         validation: tuple[Sequence[str], Sequence[int]],
         classes: Sequence[str],
@@ -86,6 +88,7 @@ class TransformersTextTrainer:
         on_metrics: MetricsSink,
         progress: Callable[[str], None],
     ) -> TextFitResult:
+        job: TextJobConfig = spec
         settings = job.training
         _seed_everything(settings.seed)
         if settings.num_threads:
@@ -131,7 +134,7 @@ class TransformersTextTrainer:
             lr=settings.learning_rate,
             weight_decay=settings.weight_decay,
         )
-        scheduler = get_linear_schedule_with_warmup(
+        scheduler = get_linear_schedule_with_warmup(  # type: ignore[no-untyped-call]
             optimizer, int(settings.warmup_ratio * total_steps), total_steps
         )
         alpha = self._class_weights(job, labels, len(classes))
@@ -158,10 +161,8 @@ class TransformersTextTrainer:
                 ).to(device)
                 targets = torch.as_tensor(labels[index], device=device)
                 logits = model(**batch).logits
-                loss = classification_loss(
-                    logits, targets, job.loss.kind, job.loss.gamma, alpha
-                )
-                loss.backward()
+                loss = classification_loss(logits, targets, job.loss.kind, job.loss.gamma, alpha)
+                loss.backward()  # type: ignore[no-untyped-call]
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
                 scheduler.step()
@@ -171,12 +172,17 @@ class TransformersTextTrainer:
                 running += float(loss.detach())
                 if step % log_every == 0:
                     on_metrics(
-                        {"train_loss": running / log_every, "learning_rate": scheduler.get_last_lr()[0]},
+                        {
+                            "train_loss": running / log_every,
+                            "learning_rate": scheduler.get_last_lr()[0],
+                        },
                         step,
                     )
                     running = 0.0
                 if step % eval_every == 0 or step == total_steps:
-                    scores = self._evaluate(model, tokenizer, validation, classes, job, device, alpha)
+                    scores = self._evaluate(
+                        model, tokenizer, validation, classes, job, device, alpha
+                    )
                     elapsed = time.perf_counter() - started
                     scores["train_samples_per_second"] = seen / elapsed
                     on_metrics(scores, step)
@@ -190,7 +196,8 @@ class TransformersTextTrainer:
                     if metric > best_metric:
                         best_metric, best_step, stale = metric, step, 0
                         best_state = {
-                            k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
+                            k: v.detach().to("cpu", copy=True)
+                            for k, v in model.state_dict().items()
                         }
                         shutil.rmtree(checkpoints / "best", ignore_errors=True)
                         shutil.copytree(checkpoints / "last", checkpoints / "best")
@@ -227,9 +234,7 @@ class TransformersTextTrainer:
         )
 
     @staticmethod
-    def _class_weights(
-        job: TextJobConfig, labels: np.ndarray, classes: int
-    ) -> torch.Tensor | None:
+    def _class_weights(job: TextJobConfig, labels: np.ndarray, classes: int) -> torch.Tensor | None:
         if job.loss.kind == "weighted_ce":
             return balanced_class_weights(np.bincount(labels, minlength=classes).tolist())
         if job.loss.kind == "focal" and job.loss.alpha is not None:
