@@ -32,21 +32,23 @@ LATENCY_WINDOW = 4096
 PREDICTION_FEATURE = "predicted_class"
 
 
+ERROR_KINDS = {
+    HTTPStatus.BAD_REQUEST: "invalid_input",
+    HTTPStatus.NOT_FOUND: "not_found",
+    HTTPStatus.METHOD_NOT_ALLOWED: "method_not_allowed",
+    HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "payload_too_large",
+    HTTPStatus.UNSUPPORTED_MEDIA_TYPE: "unsupported_media_type",
+    HTTPStatus.UNPROCESSABLE_ENTITY: "invalid_input",
+    HTTPStatus.TOO_MANY_REQUESTS: "overloaded",
+    HTTPStatus.SERVICE_UNAVAILABLE: "unavailable",
+    HTTPStatus.GATEWAY_TIMEOUT: "timeout",
+}
+
+
 def error_kind(status: int) -> str:
     """Bounded label for an error status (Prometheus label values must stay few)."""
-    kinds = {
-        HTTPStatus.BAD_REQUEST: "invalid_input",
-        HTTPStatus.NOT_FOUND: "not_found",
-        HTTPStatus.METHOD_NOT_ALLOWED: "method_not_allowed",
-        HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "payload_too_large",
-        HTTPStatus.UNSUPPORTED_MEDIA_TYPE: "unsupported_media_type",
-        HTTPStatus.UNPROCESSABLE_ENTITY: "invalid_input",
-        HTTPStatus.TOO_MANY_REQUESTS: "overloaded",
-        HTTPStatus.SERVICE_UNAVAILABLE: "unavailable",
-        HTTPStatus.GATEWAY_TIMEOUT: "timeout",
-    }
-    if status in kinds:
-        return kinds[HTTPStatus(status)]
+    if status in ERROR_KINDS:
+        return ERROR_KINDS[HTTPStatus(status)]
     return "client_error" if status < 500 else "internal"
 
 

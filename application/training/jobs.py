@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from domain.data.quality import QualityThresholds
 from domain.models.policy import GatePolicy
@@ -19,6 +19,20 @@ SELECTABLE_METRICS = (
     "weighted_precision",
     "weighted_recall",
 )
+
+
+def _known_metric(value: str) -> str:
+    if value not in SELECTABLE_METRICS:
+        raise ValueError(f"must be one of {', '.join(SELECTABLE_METRICS)}")
+    return value
+
+
+def _gate_metric_known(gate: GatePolicy) -> None:
+    if gate.metric not in SELECTABLE_METRICS:
+        raise ValueError(f"gate.metric must be one of {', '.join(SELECTABLE_METRICS)}")
+
+
+MetricName = Annotated[str, AfterValidator(_known_metric)]
 
 
 class _Frozen(BaseModel):
@@ -56,15 +70,8 @@ class TabularJobConfig(_Frozen):
     split: SplitConfig = SplitConfig()
     quality: QualityThresholds = QualityThresholds()
     candidates: list[CandidateConfig] = Field(min_length=1)
-    selection_metric: str = "accuracy"
+    selection_metric: MetricName = "accuracy"
     gate: GatePolicy
-
-    @field_validator("selection_metric")
-    @classmethod
-    def _known_metric(cls, value: str) -> str:
-        if value not in SELECTABLE_METRICS:
-            raise ValueError(f"must be one of {', '.join(SELECTABLE_METRICS)}")
-        return value
 
     @model_validator(mode="after")
     def _unique_candidate_names(self) -> TabularJobConfig:
@@ -72,8 +79,7 @@ class TabularJobConfig(_Frozen):
         duplicates = sorted({label for label in labels if labels.count(label) > 1})
         if duplicates:
             raise ValueError(f"candidate names must be unique; repeated: {duplicates}")
-        if self.gate.metric not in SELECTABLE_METRICS:
-            raise ValueError(f"gate.metric must be one of {', '.join(SELECTABLE_METRICS)}")
+        _gate_metric_known(self.gate)
         return self
 
 
@@ -131,17 +137,10 @@ class TextTrainingSettings(_Frozen):
     weight_decay: float = Field(default=0.01, ge=0.0)
     eval_every_steps: int | None = Field(default=None, ge=1, description="default: each epoch")
     early_stopping_patience: int = Field(default=2, ge=1)
-    metric: str = "accuracy"
+    metric: MetricName = "accuracy"
     seed: int = 42
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     num_threads: int | None = Field(default=None, ge=1, description="torch CPU threads")
-
-    @field_validator("metric")
-    @classmethod
-    def _known_metric(cls, value: str) -> str:
-        if value not in SELECTABLE_METRICS:
-            raise ValueError(f"must be one of {', '.join(SELECTABLE_METRICS)}")
-        return value
 
 
 class BehaviourSettings(_Frozen):
@@ -169,7 +168,6 @@ class TextJobConfig(_Frozen):
     gate: GatePolicy
 
     @model_validator(mode="after")
-    def _gate_metric_known(self) -> TextJobConfig:
-        if self.gate.metric not in SELECTABLE_METRICS:
-            raise ValueError(f"gate.metric must be one of {', '.join(SELECTABLE_METRICS)}")
+    def _gate_metric_is_selectable(self) -> TextJobConfig:
+        _gate_metric_known(self.gate)
         return self

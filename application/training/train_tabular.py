@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from application.training.jobs import TabularJobConfig
+from application.training.registration import gate_metadata, link_stored_model, store_labels
 from domain.data.fingerprint import DatasetFingerprint, fingerprint_frame
 from domain.data.quality import QualityReport, assess_quality
 from domain.data.schema import FeatureSchema, infer_feature_schema, prepare_features
@@ -177,14 +178,7 @@ def train_tabular(
         stored_tag = store.save_classifier(
             job.registered_model_name,
             models[winner.name],
-            labels={
-                "mlflow_run_id": run_id,
-                "registered_model": job.registered_model_name,
-                "registered_version": registered.version,
-                "dataset_sha256": fingerprint.short,
-                "alias": CHALLENGER,
-                "task": "tabular-classification",
-            },
+            labels=store_labels(run_id, registered, fingerprint.short, "tabular-classification"),
             metadata={
                 "metrics": winner.report.metrics(),
                 "candidate": winner.name,
@@ -193,13 +187,10 @@ def train_tabular(
                 "classes": list(schema.classes),
                 "reference_profile": profile.model_dump(mode="json"),
                 "dataset_fingerprint": fingerprint.model_dump(mode="json"),
-                "gate": {"metric": gate.metric, "threshold": gate.threshold, "value": gate.value},
+                "gate": gate_metadata(gate),
             },
         )
-        registry.set_version_tags(
-            job.registered_model_name, registered.version, {"bentoml.tag": stored_tag}
-        )
-        tracker.set_tags({"bentoml.tag": stored_tag, "registered_version": registered.version})
+        link_stored_model(registry, tracker, registered, stored_tag)
 
     return TrainingOutcome(
         run_id=run_id,

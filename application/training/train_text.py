@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from application.training.jobs import TextJobConfig
+from application.training.registration import gate_metadata, link_stored_model, store_labels
 from domain.data.fingerprint import DatasetFingerprint, fingerprint_frame
 from domain.data.split import split_indices
 from domain.data.text import LabelEncoding, clean_texts, label_encoding, text_reference_profile
@@ -153,8 +154,9 @@ def train_text(
         tracker.log_frame(splits.test[[TEXT, LABEL]], "evaluation/test.parquet")
         tracker.log_metrics({f"{name}_rows": float(count) for name, count in rows.items()})
 
+        index = {name: i for i, name in enumerate(classes)}
+
         def ids(frame: pd.DataFrame) -> list[int]:
-            index = {name: i for i, name in enumerate(classes)}
             return [index[name] for name in frame[LABEL]]
 
         say(f"fine-tuning {job.base_model} ({job.method}) on {rows['train']} texts")
@@ -224,14 +226,9 @@ def train_text(
         stored_tag = store.save_text_model(
             job.registered_model_name,
             fit.model_dir,
-            labels={
-                "mlflow_run_id": run_id,
-                "registered_model": job.registered_model_name,
-                "registered_version": registered.version,
-                "dataset_sha256": fingerprints["train"].short,
-                "alias": CHALLENGER,
-                "task": "text-classification",
-            },
+            labels=store_labels(
+                run_id, registered, fingerprints["train"].short, "text-classification"
+            ),
             metadata={
                 "metrics": metrics,
                 "classes": classes,
@@ -239,14 +236,11 @@ def train_text(
                 "base_model": job.base_model,
                 "method": job.method,
                 "reference_profile": profile.model_dump(mode="json"),
-                "gate": {"metric": gate.metric, "threshold": gate.threshold, "value": gate.value},
+                "gate": gate_metadata(gate),
                 "training": run_figures,
             },
         )
-        registry.set_version_tags(
-            job.registered_model_name, registered.version, {"bentoml.tag": stored_tag}
-        )
-        tracker.set_tags({"bentoml.tag": stored_tag, "registered_version": registered.version})
+        link_stored_model(registry, tracker, registered, stored_tag)
     return TextTrainingOutcome(
         run_id=run_id,
         fit=fit,

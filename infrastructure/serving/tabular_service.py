@@ -6,7 +6,7 @@ time of the entry module (``infrastructure/serving/entrypoints/tabular.py``) fro
 because BentoML reads them to build the API schemas, and they name per-model types.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import bentoml
@@ -55,13 +55,11 @@ class ServiceState:
     """Shared by the service instance and its middleware within one worker process."""
 
     monitor: ServingMonitor | None = None
-    pending: list[tuple[str, int, float]] = field(default_factory=list)
 
     def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
-        if self.monitor is None:
-            self.pending.append((endpoint, status, seconds))
-            return
-        self.monitor.record_request(endpoint, status, seconds)
+        # BentoML builds the service instance (and so the monitor) before serving requests.
+        if self.monitor is not None:
+            self.monitor.record_request(endpoint, status, seconds)
 
 
 @dataclass(frozen=True)
@@ -134,9 +132,8 @@ class TabularPredictor:
 
 
 def _predictions(
-    classes: list[str], probabilities: np.ndarray, ids: list[str]
+    classes: list[str], probabilities: np.ndarray, best: np.ndarray, ids: list[str]
 ) -> list[RowPrediction]:
-    best = probabilities.argmax(axis=1)
     return [
         RowPrediction(
             request_id=request_id,
@@ -184,20 +181,17 @@ def build_tabular_service(settings: ServingSettings) -> TabularServiceBlueprint:
                 latency_endpoints=PREDICTION_ENDPOINTS,
             )
             state.monitor = self.monitor
-            for pending in state.pending:
-                self.monitor.record_request(*pending)
-            state.pending.clear()
 
         def _serve(self, endpoint: str, rows: list[Row]) -> list[RowPrediction]:
             frame = self.predictor.frame(rows)
             probabilities = self.predictor.probabilities(frame)
             classes = self.predictor.classes
             numeric, categorical = self.predictor.window_values(frame)
-            predicted = [classes[i] for i in probabilities.argmax(axis=1)]
-            ids = self.monitor.observe(
-                endpoint, numeric, categorical, predicted, probabilities.max(axis=1)
-            )
-            return _predictions(classes, probabilities, ids)
+            best = probabilities.argmax(axis=1)
+            predicted = [classes[i] for i in best]
+            confidences = probabilities[np.arange(len(best)), best]
+            ids = self.monitor.observe(endpoint, numeric, categorical, predicted, confidences)
+            return _predictions(classes, probabilities, best, ids)
 
         @bentoml.api(
             batchable=True,
