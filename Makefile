@@ -22,10 +22,14 @@ export MLOPS_HOME MLOPS_BENTOML_HOME
 # bentoml's own CLI reads BENTOML_HOME before our code runs.
 export BENTOML_HOME := $(MLOPS_BENTOML_HOME)
 TABULAR_SERVICE := infrastructure.serving.entrypoints.tabular:TabularClassifier
+TEXT_SERVICE := infrastructure.serving.entrypoints.text:TextClassifier
+TEXT_MODEL ?= sst2-sentiment
+TEXT_CONFIG ?= configs/sst2_quick.yaml
+TEXT_PORT ?= 3001
 LOAD_USERS ?= 32
 LOAD_TIME ?= 30s
 
-.PHONY: help install format lint test clean checkgpu verify-lock train validate promote rollback models demo champion build serve bench bench-tabular load
+.PHONY: help install format lint test clean checkgpu verify-lock train validate promote rollback models demo champion text-champion build build-text serve serve-tabular serve-text bench bench-tabular bench-text load load-text
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -86,21 +90,43 @@ champion: install ## Train, gate and promote MODEL (CONFIG) unless it already ha
 		$(BIN)/mlops promote $(MODEL) && $(BIN)/mlops models $(MODEL); \
 	fi
 
+text-champion: install ## Fine-tune TEXT_CONFIG (quick SST-2 recipe, ~2 min CPU) and promote TEXT_MODEL unless it has a champion
+	@$(MAKE) --no-print-directory champion MODEL=$(TEXT_MODEL) CONFIG=$(TEXT_CONFIG)
+
 build: install ## bentoml build: a Bento of the tabular service with MODEL's champion
 	MLOPS_SERVE_MODEL_NAME=$(MODEL) $(BIN)/bentoml build -f bentofile.yaml
 
-serve: install ## Serve MODEL's champion on HOST:PORT (127.0.0.1:3000)
+build-text: install ## bentoml build: a Bento of the text service with TEXT_MODEL's champion
+	MLOPS_TEXT_SERVE_MODEL_NAME=$(TEXT_MODEL) $(BIN)/bentoml build -f bentofile.text.yaml
+
+# Two servers, one per Bento: Ctrl-C (or either one exiting) stops both.
+serve: install ## Serve both champions: MODEL on HOST:PORT (3000), TEXT_MODEL on HOST:TEXT_PORT (3001)
+	@trap 'kill -INT $$(jobs -p) 2>/dev/null; wait' EXIT; \
+	MLOPS_SERVE_MODEL_NAME=$(MODEL) $(BIN)/bentoml serve $(TABULAR_SERVICE) --host $(HOST) --port $(PORT) & \
+	MLOPS_TEXT_SERVE_MODEL_NAME=$(TEXT_MODEL) $(BIN)/bentoml serve $(TEXT_SERVICE) --host $(HOST) --port $(TEXT_PORT) & \
+	wait -n
+
+serve-tabular: install ## Serve MODEL's champion only, on HOST:PORT
 	MLOPS_SERVE_MODEL_NAME=$(MODEL) $(BIN)/bentoml serve $(TABULAR_SERVICE) --host $(HOST) --port $(PORT)
 
-demo: champion serve ## Install, train iris if it has no champion, promote it, serve it
+serve-text: install ## Serve TEXT_MODEL's champion only, on HOST:TEXT_PORT
+	MLOPS_TEXT_SERVE_MODEL_NAME=$(TEXT_MODEL) $(BIN)/bentoml serve $(TEXT_SERVICE) --host $(HOST) --port $(TEXT_PORT)
 
-bench: bench-tabular ## Run the serving benchmarks (writes benchmarks/results/*.json)
+demo: champion text-champion serve ## Train and promote iris and SST-2 models if they have no champion, serve both
+
+bench: bench-tabular bench-text ## Run the serving benchmarks (writes benchmarks/results/*.json)
 
 bench-tabular: install ## Bento service vs `mlflow models serve` vs plain FastAPI, 1/8/32/64 clients
 	$(PY) -m benchmarks.tabular_serving
 
+bench-text: install ## Text service vs its raw model, an unbatched server, batching off, cache on
+	$(PY) -m benchmarks.text_serving
+
 load: install ## Locust, headless and bounded (LOAD_USERS, LOAD_TIME), against HOST:PORT
 	$(BIN)/locust -f benchmarks/locustfile.py --headless -u $(LOAD_USERS) -r $(LOAD_USERS) -t $(LOAD_TIME) --host http://$(HOST):$(PORT) --only-summary
+
+load-text: install ## Locust with SST-2 sentences against the text service on HOST:TEXT_PORT
+	$(BIN)/locust -f benchmarks/locustfile_text.py --headless -u $(LOAD_USERS) -r $(LOAD_USERS) -t $(LOAD_TIME) --host http://$(HOST):$(TEXT_PORT) --only-summary
 
 clean: ## Remove caches and local state (.mlops); keeps .venv
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov .mlops mlruns monitoring

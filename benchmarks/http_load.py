@@ -38,6 +38,7 @@ class LevelResult:
     p95_ms: float
     p99_ms: float
     error_statuses: dict[str, int]
+    mean_batch_size: float | None = None
 
 
 async def _run_level(
@@ -165,16 +166,18 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def print_table(results: Sequence[LevelResult]) -> None:
+    batches = any(r.mean_batch_size is not None for r in results)
     header = (
-        f"{'server':<16}{'clients':>8}{'rps':>10}{'p50 ms':>10}{'p95 ms':>10}"
-        f"{'p99 ms':>10}{'errors':>8}"
+        f"{'server':<18}{'clients':>8}{'rps':>10}{'p50 ms':>10}{'p95 ms':>10}"
+        f"{'p99 ms':>10}{'errors':>8}" + (f"{'batch':>8}" if batches else "")
     )
     print(header)
     print("-" * len(header))
     for r in results:
+        batch = "" if r.mean_batch_size is None else f"{r.mean_batch_size:.1f}"
         print(
-            f"{r.server:<16}{r.clients:>8}{r.rps:>10.1f}{r.p50_ms:>10.2f}{r.p95_ms:>10.2f}"
-            f"{r.p99_ms:>10.2f}{r.errors:>8}"
+            f"{r.server:<18}{r.clients:>8}{r.rps:>10.1f}{r.p50_ms:>10.2f}{r.p95_ms:>10.2f}"
+            f"{r.p99_ms:>10.2f}{r.errors:>8}" + (f"{batch:>8}" if batches else "")
         )
 
 

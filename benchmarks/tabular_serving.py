@@ -16,48 +16,16 @@ import argparse
 import json
 import os
 import platform
-import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.champions import REPO_ROOT, champion_tag, ensure_champion, tool, use_stores
+
 MODEL = "iris-classifier"
 FEATURES = ["sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm"]
 TARGET_SPEEDUP = 1.5
-
-
-def _tool(name: str) -> str:
-    path = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
-    if path is None:
-        raise SystemExit(f"{name} is not installed; run `make install`")
-    return path
-
-
-def _ensure_champion(env: dict[str, str]) -> None:
-    listing = subprocess.run(
-        [_tool("mlops"), "models", MODEL], env=env, capture_output=True, text=True, check=False
-    )
-    if "champion" in listing.stdout:
-        return
-    for command in (["train", "configs/iris.yaml"], ["promote", MODEL]):
-        subprocess.run([_tool("mlops"), *command], env=env, cwd=REPO_ROOT, check=True)
-
-
-def _served_identity(home: Path) -> tuple[str, str]:
-    """(registered champion version, BentoML tag) read from the benchmark's stores."""
-    from mlflow.tracking import MlflowClient
-
-    from infrastructure.store.bento_model_store import BentoModelStore
-
-    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
-    version = str(client.get_model_version_by_alias(MODEL, "champion").version)
-    tag = BentoModelStore().find_tag(MODEL, version)
-    if tag is None:
-        raise SystemExit(f"no BentoML model for {MODEL} v{version} under {home}")
-    return version, tag
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,22 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     levels = [int(v) for v in args.levels.split(",")]
 
     home = (args.home or Path(tempfile.mkdtemp(prefix="bench-tabular-"))).resolve()
-    env = {
-        "MLOPS_HOME": str(home),
-        "MLOPS_BENTOML_HOME": str(home / "bentoml"),
-        "BENTOML_HOME": str(home / "bentoml"),
-        "BENTOML_DO_NOT_TRACK": "True",
-        "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
-        "PYTHONPATH": str(REPO_ROOT),
-        # mlflow starts `uvicorn` by name: the venv's scripts must be on PATH.
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "MLOPS_SERVE_MODEL_NAME": MODEL,
-    }
-    # BentoML reads BENTOML_HOME once, on first use: set before anything imports it.
-    os.environ.update(env)
-    full_env = {**os.environ}
-    _ensure_champion(full_env)
-    version, tag = _served_identity(home)
+    use_stores(home)
+    os.environ["MLOPS_SERVE_MODEL_NAME"] = MODEL
+    ensure_champion(MODEL, "configs/iris.yaml")
+    version, tag = champion_tag(MODEL, home)
     print(f"serving {MODEL} v{version} ({tag}) from {home}")
 
     from sklearn.datasets import load_iris
@@ -100,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     servers: dict[str, dict[str, Any]] = {
         "bentoml": {
             "command": [
-                _tool("bentoml"),
+                tool("bentoml"),
                 "serve",
                 "infrastructure.serving.entrypoints.tabular:TabularClassifier",
                 "--host",
@@ -114,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "mlflow": {
             "command": [
-                _tool("mlflow"),
+                tool("mlflow"),
                 "models",
                 "serve",
                 "-m",

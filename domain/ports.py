@@ -164,6 +164,10 @@ class ServingMetrics(Protocol):
         prediction: FeatureDrift | None,
     ) -> None: ...
 
+    def record_cache(self, hits: int, misses: int) -> None:
+        """Response-cache lookups of one call (services with a cache)."""
+        ...
+
 
 class TextClassifier(Protocol):
     classes: list[str]

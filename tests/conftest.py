@@ -36,3 +36,13 @@ def isolated_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def text_champion(isolated_state: Path) -> str:
+    """A fine-tuned text model (smoke recipe, about a minute) promoted to champion, once."""
+    from tests.support.serving import train_and_promote_text
+
+    name = "serve-sst2"
+    train_and_promote_text(isolated_state / "text-champion", name)
+    return name

@@ -92,6 +92,8 @@ class ServingStats(BaseModel):
     rolling_accuracy: float | None
     labelled: int
     drift: DriftReport
+    cache_hits: int = 0
+    cache_misses: int = 0
 
 
 class ServingMonitor:
@@ -127,6 +129,7 @@ class ServingMonitor:
         self._rows_since_drift = 0
         self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._errors: Counter[str] = Counter()
+        self._cache = Counter({"hits": 0, "misses": 0})
         self._drift = DriftReport(window=0, features=[], drifted_share=0.0, prediction=None)
         # Predictions run in a worker thread while feedback/stats run on the event loop.
         self._lock = threading.Lock()
@@ -171,6 +174,11 @@ class ServingMonitor:
             else:
                 self._errors[error_kind(status)] += 1
         self._metrics.record_request(endpoint, status, seconds)
+
+    def record_cache(self, hits: int, misses: int) -> None:
+        with self._lock:
+            self._cache.update(hits=hits, misses=misses)
+        self._metrics.record_cache(hits, misses)
 
     def feedback(self, request_id: str, actual: str) -> FeedbackOutcome:
         if actual not in self._classes:
@@ -244,6 +252,7 @@ class ServingMonitor:
             errors = dict(self._errors)
             accuracy = self._feedback.accuracy
             labelled = self._feedback.labelled
+            cache = dict(self._cache)
         if latencies.size:
             p50, p95, p99 = (float(v) for v in np.percentile(latencies, [50, 95, 99]))
             latency = LatencySummary(count=int(latencies.size), p50_ms=p50, p95_ms=p95, p99_ms=p99)
@@ -258,4 +267,6 @@ class ServingMonitor:
             rolling_accuracy=accuracy,
             labelled=labelled,
             drift=drift,
+            cache_hits=cache["hits"],
+            cache_misses=cache["misses"],
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -12,6 +13,15 @@ from domain.monitoring.profile import ReferenceProfile, category_frequencies, pr
 from shared.errors import DataError
 
 TEXT_LENGTH_FEATURE = "text_length_chars"
+
+
+def normalize_text(text: str) -> str:
+    """NFC form with runs of whitespace collapsed and the ends stripped.
+
+    What a served model sees and what its response cache is keyed by: texts that differ only
+    in Unicode composition or spacing tokenize alike, so they share one answer.
+    """
+    return " ".join(unicodedata.normalize("NFC", text).split())
 
 
 @dataclass(frozen=True)

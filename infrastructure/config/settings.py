@@ -14,6 +14,8 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.monitoring.drift import DriftConfig
+
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 _URI_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)(?P<user>[^:/@]+):(?P<secret>[^@/]+)@")
@@ -101,6 +103,10 @@ class ServingSettings(BaseSettings):
     max_instances: int = Field(default=256, ge=1, description="rows/instances per request")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="larger bodies get 413")
     access_log: bool = Field(default=False, description="BentoML per-request access log")
+    tracing: bool = Field(
+        default=False,
+        description="OpenTelemetry spans for API requests (set an exporter in BentoML's config)",
+    )
     drift_window: int = Field(default=500, ge=10, description="recent rows compared")
     drift_every: int = Field(default=50, ge=1, description="rows between drift updates")
     drift_large_window: int = Field(default=1000, ge=2)
@@ -111,3 +117,54 @@ class ServingSettings(BaseSettings):
     feedback_remembered: int = Field(
         default=100_000, ge=1, description="predictions kept for late feedback"
     )
+
+    def drift_config(self) -> DriftConfig:
+        return DriftConfig(
+            large_window=self.drift_large_window,
+            p_value_threshold=self.drift_p_value,
+            wasserstein_threshold=self.drift_wasserstein,
+            psi_threshold=self.drift_psi,
+        )
+
+
+class TextServingSettings(ServingSettings):
+    """The text service's settings (``MLOPS_TEXT_SERVE_*``), apart from the tabular one's.
+
+    Every :class:`ServingSettings` field exists here too under the text prefix, so both
+    services can run side by side from one shell with their own models and limits.
+    Batching defaults come from measured batch timings (README, "Text service").
+    """
+
+    model_config = SettingsConfigDict(env_prefix="MLOPS_TEXT_SERVE_", frozen=True, extra="ignore")
+
+    model_name: str = Field(default="sst2-sentiment", min_length=1)
+    max_batch_size: int = Field(default=64, gt=1, description="adaptive batching ceiling")
+    max_latency_ms: int = Field(
+        default=1000, ge=1, description="a batched request waiting longer is answered 503"
+    )
+    max_instances: int = Field(default=64, ge=1, description="texts per request")
+    max_text_chars: int = Field(default=2000, ge=1, description="longer texts get 400")
+    batching: bool = Field(default=True, description="adaptive batching of `classify`")
+    forward_batch_size: int = Field(
+        default=0,
+        ge=0,
+        description="texts per forward pass; 0: 8 on CPU, a whole batch on a GPU",
+    )
+    device: Literal["auto", "cuda", "mps", "cpu"] = Field(
+        default="auto", description="auto: CUDA when torch sees it, else CPU"
+    )
+    gpus: int = Field(default=0, ge=0, description="GPUs BentoML assigns to the service")
+    torch_threads: int = Field(default=0, ge=0, description="CPU threads for torch (0: torch's)")
+    warmup_batch_sizes: tuple[int, ...] = Field(
+        default=(1, 8, 32, 64), description="batch sizes run before /readyz answers 200"
+    )
+    warmup_rounds: int = Field(default=2, ge=1, description="passes per warm-up batch size")
+    cache: bool = Field(default=False, description="in-process LRU+TTL response cache")
+    cache_size: int = Field(default=10_000, ge=1, description="responses the cache keeps")
+    cache_ttl_s: float = Field(default=600.0, gt=0.0, description="seconds a response stays")
+
+    @model_validator(mode="after")
+    def _warmup_sizes_are_positive(self) -> TextServingSettings:
+        if not self.warmup_batch_sizes or min(self.warmup_batch_sizes) < 1:
+            raise ValueError("warmup_batch_sizes: give one or more batch sizes >= 1")
+        return self

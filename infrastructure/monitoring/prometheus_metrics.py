@@ -35,6 +35,7 @@ class _Families:
     drift_detected: Gauge
     drifted_share: Gauge
     prediction_drift: Gauge
+    cache_lookups: Counter
 
 
 @cache
@@ -93,6 +94,11 @@ def _families() -> _Families:
             MODEL_LABELS,
             multiprocess_mode="mostrecent",
         ),
+        cache_lookups=Counter(
+            "mlops_cache_lookups",
+            "Response-cache lookups, one per text, by result (hit or miss)",
+            [*MODEL_LABELS, "result"],
+        ),
     )
 
 
@@ -145,3 +151,10 @@ class PrometheusServingMetrics:
         families.drifted_share.labels(model, version).set(drifted_share)
         if prediction is not None:
             families.prediction_drift.labels(model, version).set(prediction.score)
+
+    def record_cache(self, hits: int, misses: int) -> None:
+        lookups = self._families.cache_lookups
+        if hits:
+            lookups.labels(self._model, self._version, "hit").inc(hits)
+        if misses:
+            lookups.labels(self._model, self._version, "miss").inc(misses)

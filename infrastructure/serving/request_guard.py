@@ -29,11 +29,13 @@ class RequestGuardMiddleware:
         endpoints: frozenset[str],
         max_body_bytes: int,
         observe: RequestObserver,
+        limit_setting: str = "MLOPS_SERVE_MAX_BODY_BYTES",
     ) -> None:
         self.app = app
         self.endpoints = endpoints
         self.max_body_bytes = max_body_bytes
         self.observe = observe
+        self.limit_setting = limit_setting
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint = scope.get("path", "").strip("/") if scope["type"] == "http" else ""
@@ -97,7 +99,7 @@ class RequestGuardMiddleware:
         payload = json.dumps(
             {
                 "error": f"request body exceeds the {self.max_body_bytes}-byte limit "
-                "(setting MLOPS_SERVE_MAX_BODY_BYTES)"
+                f"(setting {self.limit_setting})"
             }
         ).encode()
         await send(

@@ -6,30 +6,31 @@ time of the entry module (``infrastructure/serving/entrypoints/tabular.py``) fro
 because BentoML reads them to build the API schemas, and they name per-model types.
 """
 
-from dataclasses import dataclass
 from typing import Any
 
 import bentoml
 import numpy as np
 import pandas as pd
-from bentoml.exceptions import InvalidArgument, NotFound
 from pydantic import BaseModel
 
-from application.monitoring.serving_monitor import FeedbackOutcome, ServingMonitor, ServingStats
+from application.monitoring.serving_monitor import FeedbackOutcome, ServingStats
 from domain.data.schema import FeatureKind, FeatureSchema
-from domain.monitoring.drift import DriftConfig
-from domain.monitoring.feedback import RollingAccuracy
 from domain.monitoring.profile import ReferenceProfile
 from infrastructure.config.settings import ServingSettings
-from infrastructure.monitoring.prometheus_metrics import PrometheusServingMetrics
 from infrastructure.serving.client_error_logging import quiet_client_errors
-from infrastructure.serving.request_guard import RequestGuardMiddleware
+from infrastructure.serving.service_blueprint import (
+    ENDPOINTS,
+    JsonResponse,
+    ServiceBlueprint,
+    ServiceState,
+    guard_middleware,
+    record_feedback,
+    service_config,
+    serving_limits,
+    serving_monitor,
+)
 from infrastructure.serving.stored_model import ServedModel, resolve_served_model
 from infrastructure.serving.tabular_request import Row, build_request_types, instances_of
-from shared.errors import InvalidInputError, UnknownPredictionError
-
-ENDPOINTS = ("classify", "predict", "metadata", "feedback", "stats")
-PREDICTION_ENDPOINTS = frozenset({"classify", "predict"})
 
 
 class RowPrediction(BaseModel):
@@ -48,41 +49,6 @@ class PredictResponse(BaseModel):
     model_name: str
     model_version: str
     predictions: list[InstancePrediction]
-
-
-@dataclass
-class ServiceState:
-    """Shared by the service instance and its middleware within one worker process."""
-
-    monitor: ServingMonitor | None = None
-
-    def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
-        # BentoML builds the service instance (and so the monitor) before serving requests.
-        if self.monitor is not None:
-            self.monitor.record_request(endpoint, status, seconds)
-
-
-@dataclass(frozen=True)
-class TabularServiceBlueprint:
-    """Everything ``bentoml.service`` needs; the entry module applies it (see module doc)."""
-
-    cls: type
-    config: dict[str, Any]
-    middleware: tuple[type, dict[str, Any]]
-
-    def attach_middleware(self, service: Any) -> Any:
-        middleware_cls, options = self.middleware
-        service.add_asgi_middleware(middleware_cls, **options)
-        return service
-
-
-def service_config(settings: ServingSettings) -> dict[str, Any]:
-    return {
-        "name": "tabular_classifier",
-        "workers": settings.workers,
-        "traffic": {"timeout": settings.timeout_s, "max_concurrency": settings.max_concurrency},
-        "logging": {"access": {"enabled": settings.access_log}},
-    }
 
 
 class TabularPredictor:
@@ -146,7 +112,7 @@ def _predictions(
     ]
 
 
-def build_tabular_service(settings: ServingSettings) -> TabularServiceBlueprint:
+def build_tabular_service(settings: ServingSettings) -> ServiceBlueprint:
     served = resolve_served_model(settings)
     schema = FeatureSchema.model_validate(served.metadata["feature_schema"])
     profile = ReferenceProfile.model_validate(served.metadata["reference_profile"])
@@ -154,12 +120,6 @@ def build_tabular_service(settings: ServingSettings) -> TabularServiceBlueprint:
     rows_type = types.rows
     predict_body_type = types.predict_body
     state = ServiceState()
-    drift_config = DriftConfig(
-        large_window=settings.drift_large_window,
-        p_value_threshold=settings.drift_p_value,
-        wasserstein_threshold=settings.drift_wasserstein,
-        psi_threshold=settings.drift_psi,
-    )
 
     class TabularClassifier:
         model_ref = bentoml.models.BentoModel(served.tag)
@@ -169,18 +129,7 @@ def build_tabular_service(settings: ServingSettings) -> TabularServiceBlueprint:
             model = bentoml.sklearn.load_model(self.model_ref)
             self.served: ServedModel = served
             self.predictor = TabularPredictor(model, schema)
-            metrics = PrometheusServingMetrics(served.name, served.version, ENDPOINTS)
-            self.monitor = ServingMonitor(
-                profile,
-                self.predictor.classes,
-                metrics,
-                drift_config,
-                window=settings.drift_window,
-                drift_every=settings.drift_every,
-                feedback=RollingAccuracy(settings.feedback_window, settings.feedback_remembered),
-                latency_endpoints=PREDICTION_ENDPOINTS,
-            )
-            state.monitor = self.monitor
+            self.monitor = serving_monitor(served, self.predictor.classes, profile, settings, state)
 
         def _serve(self, endpoint: str, rows: list[Row]) -> list[RowPrediction]:
             frame = self.predictor.frame(rows)
@@ -199,7 +148,7 @@ def build_tabular_service(settings: ServingSettings) -> TabularServiceBlueprint:
             max_batch_size=settings.max_batch_size,
             max_latency_ms=settings.max_latency_ms,
         )
-        def classify(self, rows: rows_type) -> list[RowPrediction]:  # type: ignore[valid-type]
+        def classify(self, rows: rows_type) -> JsonResponse[list[RowPrediction]]:  # type: ignore[valid-type]
             """Raw feature rows in the order `metadata` lists; adaptively batched."""
             return self._serve("classify", rows)
 
@@ -230,24 +179,13 @@ def build_tabular_service(settings: ServingSettings) -> TabularServiceBlueprint:
                     for s in schema.features
                 ],
                 "classes": self.predictor.classes,
-                "serving": {
-                    "max_batch_size": settings.max_batch_size,
-                    "max_latency_ms": settings.max_latency_ms,
-                    "max_instances": settings.max_instances,
-                    "max_body_bytes": settings.max_body_bytes,
-                    "drift": {**drift_config.model_dump(), "window": settings.drift_window},
-                },
+                "serving": serving_limits(settings),
             }
 
         @bentoml.api
         async def feedback(self, request_id: str, label: str) -> FeedbackOutcome:
             """Ground truth for an earlier prediction, by the request_id it returned."""
-            try:
-                return self.monitor.feedback(request_id, label)
-            except InvalidInputError as error:
-                raise InvalidArgument(str(error)) from None
-            except UnknownPredictionError as error:
-                raise NotFound(str(error)) from None
+            return record_feedback(self.monitor, request_id, label)
 
         @bentoml.api
         async def stats(self) -> ServingStats:
@@ -255,15 +193,8 @@ def build_tabular_service(settings: ServingSettings) -> TabularServiceBlueprint:
             return self.monitor.stats()
 
     TabularClassifier.__qualname__ = TabularClassifier.__name__
-    return TabularServiceBlueprint(
+    return ServiceBlueprint(
         cls=TabularClassifier,
-        config=service_config(settings),
-        middleware=(
-            RequestGuardMiddleware,
-            {
-                "endpoints": frozenset(ENDPOINTS),
-                "max_body_bytes": settings.max_body_bytes,
-                "observe": state.observe_request,
-            },
-        ),
+        config=service_config("tabular_classifier", settings),
+        middleware=guard_middleware(ENDPOINTS, settings, state),
     )

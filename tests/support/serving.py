@@ -15,10 +15,12 @@ from starlette.testclient import TestClient
 
 from application.registry.lifecycle import promote
 from application.training.train_tabular import train_tabular
+from application.training.train_text import train_text
 from infrastructure.bootstrap import Container, bootstrap
-from infrastructure.config.job_config import load_tabular_job
-from infrastructure.config.settings import MlopsSettings, ServingSettings
+from infrastructure.config.job_config import load_tabular_job, load_text_job
+from infrastructure.config.settings import MlopsSettings, ServingSettings, TextServingSettings
 from infrastructure.serving.tabular_service import build_tabular_service
+from infrastructure.serving.text_service import build_text_service
 from tests.conftest import REPO_ROOT
 
 FAST_CANDIDATES = [{"estimator": "logistic_regression", "params": {"C": 1.0}}]
@@ -48,8 +50,38 @@ def train_and_promote(home: Path, name: str, **overrides: Any) -> Container:
     return container
 
 
+def train_and_promote_text(home: Path, name: str) -> Container:
+    """Fine-tune configs/sst2_smoke.yaml (40 LoRA steps) as ``name``; make it the champion."""
+    source = REPO_ROOT / "configs" / "sst2_smoke.yaml"
+    config: dict[str, Any] = yaml.safe_load(source.read_text())
+    config["registered_model_name"] = name
+    for split in ("train", "validation", "test"):
+        config["dataset"][split] = str((source.parent / config["dataset"][split]).resolve())
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    container = container_in(home)
+    train_text(
+        load_text_job(path),
+        container.dataset_loader,
+        container.text_trainer,
+        container.tracker,
+        container.tracker,
+        container.registry,
+        container.store,
+        home / "work",
+    )
+    promote(container.registry, container.store, name)
+    return container
+
+
 def tabular_service(**settings: Any) -> Any:
     blueprint = build_tabular_service(ServingSettings(**settings))
+    return blueprint.attach_middleware(bentoml.service(**blueprint.config)(blueprint.cls))
+
+
+def text_service(**settings: Any) -> Any:
+    blueprint = build_text_service(TextServingSettings(**settings))
     return blueprint.attach_middleware(bentoml.service(**blueprint.config)(blueprint.cls))
 
 

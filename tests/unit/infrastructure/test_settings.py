@@ -3,8 +3,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from infrastructure.config.settings import MlopsSettings, mask_secrets
+from infrastructure.config.settings import (
+    MlopsSettings,
+    ServingSettings,
+    TextServingSettings,
+    mask_secrets,
+)
 
 
 def test_defaults_live_in_project_local_folder(
@@ -70,3 +76,34 @@ def test_describe_masks_tracking_password(monkeypatch: pytest.MonkeyPatch) -> No
     described = MlopsSettings().describe()
     assert "hunter2" not in str(described)
     assert described["tracking_uri"] == "postgresql://u:***@db/mlflow"
+
+
+def test_text_service_settings_have_their_own_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_SERVE_MODEL_NAME", "iris-classifier")
+    monkeypatch.setenv("MLOPS_TEXT_SERVE_MODEL_NAME", "reviews")
+    monkeypatch.setenv("MLOPS_TEXT_SERVE_CACHE", "true")
+    monkeypatch.setenv("MLOPS_TEXT_SERVE_WARMUP_BATCH_SIZES", "[1, 16]")
+
+    text = TextServingSettings()
+    tabular = ServingSettings()
+
+    assert (text.model_name, tabular.model_name) == ("reviews", "iris-classifier")
+    assert text.cache is True and text.warmup_batch_sizes == (1, 16)
+    assert text.batching is True and text.device == "auto" and text.gpus == 0
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "field"),
+    [
+        ("MLOPS_TEXT_SERVE_MAX_BATCH_SIZE", "1", "max_batch_size"),
+        ("MLOPS_TEXT_SERVE_DEVICE", "tpu", "device"),
+        ("MLOPS_TEXT_SERVE_WARMUP_BATCH_SIZES", "[0, 8]", "warmup_batch_sizes"),
+        ("MLOPS_TEXT_SERVE_CACHE_TTL_S", "0", "cache_ttl_s"),
+    ],
+)
+def test_invalid_text_service_settings_name_the_field(
+    monkeypatch: pytest.MonkeyPatch, key: str, value: str, field: str
+) -> None:
+    monkeypatch.setenv(key, value)
+    with pytest.raises(ValidationError, match=field):
+        TextServingSettings()

@@ -20,6 +20,7 @@ class RecordingMetrics:
         self.requests: list[tuple[str, int]] = []
         self.accuracy: float | None = None
         self.drift: tuple[list[FeatureDrift], float, FeatureDrift | None] | None = None
+        self.cache: list[tuple[int, int]] = []
 
     def record_predictions(
         self, endpoint: str, predicted: Sequence[str], confidences: Sequence[float]
@@ -39,6 +40,9 @@ class RecordingMetrics:
         prediction: FeatureDrift | None,
     ) -> None:
         self.drift = (list(features), drifted_share, prediction)
+
+    def record_cache(self, hits: int, misses: int) -> None:
+        self.cache.append((hits, misses))
 
 
 def _monitor(metrics: RecordingMetrics, drift_every: int = 50) -> ServingMonitor:
@@ -137,3 +141,13 @@ def test_stats_count_predictions_latency_and_errors() -> None:
 )
 def test_error_kinds_are_a_fixed_set(status: int, kind: str) -> None:
     assert error_kind(status) == kind
+
+
+def test_cache_lookups_are_counted_in_stats_and_metrics() -> None:
+    metrics = RecordingMetrics()
+    monitor = _monitor(metrics)
+    monitor.record_cache(hits=3, misses=1)
+    monitor.record_cache(hits=0, misses=2)
+    stats = monitor.stats()
+    assert (stats.cache_hits, stats.cache_misses) == (3, 3)
+    assert metrics.cache == [(3, 1), (0, 2)]

@@ -1,0 +1,383 @@
+"""Text serving benchmark: the sentiment service against its model's own limit, on 127.0.0.1.
+
+All runs use the same stored champion of ``sst2-sentiment`` and real SST-2 sentences (the
+GLUE validation and dev sentences, one sentence per request):
+
+a) raw in-process throughput of the model at batch sizes 1, 8, 32 and 64: the limit;
+b) the Bento service (``classify``, adaptive batching) under a closed-loop sweep of
+   1/8/32/64/128 clients with a fixed request count per level;
+c) an unbatched baseline server: plain FastAPI, one forward pass per request;
+d) the Bento service with batching disabled (``MLOPS_TEXT_SERVE_BATCHING=false``);
+e) the Bento service with the response cache on and a 0% hit rate (every text new).
+
+Each server has one worker; the client runs in this process on the same machine. Mean batch
+sizes come from BentoML's ``bentoml_service_adaptive_batch_size`` histogram on ``/metrics``.
+Prints a table and writes JSON.
+
+    make bench-text            # or: python -m benchmarks.text_serving --help
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gc
+import json
+import os
+import platform
+import random
+import re
+import sys
+import time
+import urllib.request
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from benchmarks.champions import REPO_ROOT, champion_tag, ensure_champion, tool, use_stores
+from benchmarks.http_load import (
+    LevelResult,
+    free_port,
+    print_table,
+    run_level,
+    server_process,
+)
+
+MODEL = "sst2-sentiment"
+QUICK_CONFIG = "configs/sst2_quick.yaml"
+TEXT_SERVICE = "infrastructure.serving.entrypoints.text:TextClassifier"
+RAW_BATCH_SIZES = (1, 8, 32, 64)
+TARGET_RAW_SHARE = 0.90
+TARGET_UNBATCHED_SPEEDUP = 3.0
+TARGET_CACHE_DROP = 0.05
+SHUFFLE_SEED = 2013
+BATCH_METRIC = re.compile(
+    r'^bentoml_service_adaptive_batch_size_(sum|count)\{[^}]*method_name="classify"[^}]*\}\s+(\S+)',
+    re.MULTILINE,
+)
+
+
+def load_sentences() -> list[str]:
+    """Unique SST-2 texts (GLUE validation sentences and the dev slice), in a fixed shuffle.
+
+    Every run scores the same prefix of this list, so all servers and levels see the same
+    length mix (the validation sentences are longer than the dev slice's phrases).
+    """
+    sentences: dict[str, None] = {}
+    for name in ("test.tsv", "dev.tsv"):
+        with (REPO_ROOT / "data" / "sst2" / name).open(newline="") as handle:
+            for row in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE):
+                text = " ".join(row["sentence"].split())
+                if text:
+                    sentences[text] = None
+    shuffled = list(sentences)
+    random.Random(SHUFFLE_SEED).shuffle(shuffled)
+    return shuffled
+
+
+def raw_throughput(model_path: Path, max_length: int, sentences: list[str]) -> dict[str, Any]:
+    """Texts/s of the bare model in this process, tokenization included, per batch size.
+
+    Each batch is scored the way the service scores one (same forward-pass size rule).
+    """
+    from infrastructure.config.settings import TextServingSettings
+    from infrastructure.ml.text.classifier import TransformersTextClassifier
+    from infrastructure.serving.text_service import forward_batch_size
+
+    classifier = TransformersTextClassifier.load(model_path, max_length)
+    passes = forward_batch_size(TextServingSettings(), classifier.device)
+    results: dict[str, Any] = {"device": classifier.device, "forward_batch": passes, "batches": {}}
+    texts = sentences[:1024]
+    for size in RAW_BATCH_SIZES:
+        classifier.predict_proba(texts[: size * 4], batch_size=min(size, passes))  # warm up
+        count = len(texts)
+        started = time.perf_counter()
+        for start in range(0, count, size):
+            classifier.predict_proba(texts[start : start + size], batch_size=min(size, passes))
+        seconds = time.perf_counter() - started
+        rate = round(count / seconds, 1)
+        results["batches"][str(size)] = {"texts": count, "seconds": round(seconds, 3), "rps": rate}
+        print(f"  raw batch={size:<4} {rate} texts/s", flush=True)
+    del classifier
+    gc.collect()
+    return results
+
+
+def batch_totals(base: str) -> tuple[float, float]:
+    """(sum, count) of the classify adaptive-batch-size histogram on ``/metrics``."""
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    totals = {"sum": 0.0, "count": 0.0}
+    for kind, value in BATCH_METRIC.findall(text):
+        totals[kind] += float(value)
+    return totals["sum"], totals["count"]
+
+
+def fetch_json(url: str) -> Any:
+    request = urllib.request.Request(url, data=b"{}", headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        return json.loads(reply.read())
+
+
+def run_server(
+    name: str,
+    command: list[str],
+    env: dict[str, str],
+    path: str,
+    ready: str,
+    levels: list[int],
+    requests: int,
+    warmup: int,
+    sentences: list[str],
+    home: Path,
+) -> tuple[list[LevelResult], dict[str, Any]]:
+    """Sweep ``levels``; every level sends the same texts, in the same order.
+
+    Warm-up requests take texts from the end of the list, so with ``requests + warmup``
+    below the list's length a cache never sees a text twice.
+    """
+    if requests + warmup > len(sentences):
+        raise SystemExit(f"requests + warmup must stay below {len(sentences)} unique texts")
+    port = free_port()
+    command = [part.replace("{port}", str(port)) for part in command]
+    base = f"http://127.0.0.1:{port}"
+    print(f"{name}: {' '.join(command)}", flush=True)
+
+    def bodies(start: int) -> Any:
+        return lambda i: json.dumps({"texts": [sentences[start + i]]}).encode()
+
+    results = []
+    extra: dict[str, Any] = {}
+    with server_process(command, env, base + ready, home / f"{name}.log", REPO_ROOT):
+        run_level(name, base + path, bodies(len(sentences) - warmup), max(levels), warmup)
+        batching = "metrics" if name != "unbatched-fastapi" else None
+        for clients in levels:
+            before = batch_totals(base) if batching else (0.0, 0.0)
+            result = run_level(name, base + path, bodies(0), clients, requests)
+            if batching:
+                after = batch_totals(base)
+                batches = after[1] - before[1]
+                if batches:
+                    result = replace(
+                        result, mean_batch_size=round((after[0] - before[0]) / batches, 2)
+                    )
+            print(
+                f"  {name:<18} clients={clients:<4} rps={result.rps:<8} p50={result.p50_ms}ms "
+                f"p99={result.p99_ms}ms errors={result.errors} batch={result.mean_batch_size}",
+                flush=True,
+            )
+            results.append(result)
+        if batching:
+            stats = fetch_json(base + "/stats")
+            extra = {"cache_hits": stats["cache_hits"], "cache_misses": stats["cache_misses"]}
+            extra["warmup"] = fetch_json(base + "/metadata")["warmup"]
+    return results, extra
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--levels", default="1,8,32,64,128", help="client counts, service")
+    parser.add_argument("--baseline-levels", default="1,8,64", help="unbatched / batching off")
+    parser.add_argument("--requests", type=int, default=2560, help="requests per level")
+    parser.add_argument("--warmup", type=int, default=256, help="requests before the sweep")
+    parser.add_argument("--home", type=Path, help="MLOPS_HOME (default: $MLOPS_HOME or ./.mlops)")
+    parser.add_argument(
+        "--output", type=Path, default=REPO_ROOT / "benchmarks/results/text_serving.json"
+    )
+    parser.add_argument("--runs", default="raw,service,unbatched,nobatch,cache")
+    args = parser.parse_args(argv)
+    levels = [int(v) for v in args.levels.split(",")]
+    baseline_levels = [int(v) for v in args.baseline_levels.split(",")]
+    runs = set(args.runs.split(","))
+
+    home = (args.home or Path(os.environ.get("MLOPS_HOME", REPO_ROOT / ".mlops"))).resolve()
+    use_stores(home)
+    ensure_champion(MODEL, QUICK_CONFIG)
+    version, tag = champion_tag(MODEL, home)
+
+    import bentoml
+
+    stored = bentoml.models.get(tag)
+    model_path = Path(stored.path)
+    max_length = int(str(stored.info.metadata["max_length"]))
+    sentences = load_sentences()
+    print(f"serving {MODEL} v{version} ({tag}), max_length {max_length}, from {home}")
+    print(f"{len(sentences)} unique SST-2 sentences, one per request", flush=True)
+
+    from infrastructure.config.settings import TextServingSettings
+
+    # The servers inherit this environment, so they run with these settings too.
+    max_latency_ms = TextServingSettings().max_latency_ms
+    service_env = {"MLOPS_TEXT_SERVE_MODEL_TAG": tag}
+    bentoml_command = [
+        tool("bentoml"),
+        "serve",
+        TEXT_SERVICE,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+    ]
+    servers: dict[str, dict[str, Any]] = {
+        "service": {
+            "name": "bentoml-batched",
+            "command": bentoml_command,
+            "env": service_env,
+            "levels": levels,
+        },
+        "unbatched": {
+            "name": "unbatched-fastapi",
+            "command": [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "benchmarks.plain_text_server:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "{port}",
+                "--log-level",
+                "warning",
+            ],
+            "env": {"MODEL_PATH": str(model_path), "MAX_LENGTH": str(max_length)},
+            "levels": baseline_levels,
+            "ready": "/openapi.json",
+        },
+        "nobatch": {
+            "name": "bentoml-no-batch",
+            "command": bentoml_command,
+            "env": {**service_env, "MLOPS_TEXT_SERVE_BATCHING": "false"},
+            "levels": baseline_levels,
+        },
+        "cache": {
+            "name": "bentoml-cache-0%",
+            "command": bentoml_command,
+            "env": {**service_env, "MLOPS_TEXT_SERVE_CACHE": "true"},
+            "levels": [64],
+        },
+    }
+
+    raw = raw_throughput(model_path, max_length, sentences) if "raw" in runs else None
+    results: list[LevelResult] = []
+    extras: dict[str, Any] = {}
+    for key in ("service", "unbatched", "nobatch", "cache"):
+        if key not in runs:
+            continue
+        spec = servers[key]
+        found, extra = run_server(
+            spec["name"],
+            spec["command"],
+            spec["env"],
+            "/classify",
+            spec.get("ready", "/readyz"),
+            spec["levels"],
+            args.requests,
+            args.warmup,
+            sentences,
+            home,
+        )
+        results += found
+        extras[spec["name"]] = extra
+
+    print()
+    if raw:
+        print(
+            f"raw model on {raw['device']}: "
+            + ", ".join(
+                f"batch {size}: {row['rps']} texts/s" for size, row in raw["batches"].items()
+            )
+        )
+    print_table(results)
+    checks = evaluate(results, raw, extras, max_latency_ms)
+    for check in checks:
+        mark = "PASS" if check["met"] else "MISS"
+        print(f"[{mark}] {check['name']}: {check['value']} (target {check['target']})")
+    write_report(args.output, tag, version, raw, results, extras, checks, max_latency_ms)
+    return 0 if all(check["met"] for check in checks) else 1
+
+
+def _check(name: str, value: Any, target: str, met: bool) -> dict[str, Any]:
+    return {"name": name, "value": value, "target": target, "met": met}
+
+
+def evaluate(
+    results: list[LevelResult],
+    raw: dict[str, Any] | None,
+    extras: dict[str, Any],
+    max_latency_ms: int,
+) -> list[dict[str, Any]]:
+    by_key = {(r.server, r.clients): r for r in results}
+    checks: list[dict[str, Any]] = []
+    ours = by_key.get(("bentoml-batched", 64))
+    if ours and raw:
+        best = max(row["rps"] for row in raw["batches"].values())
+        share = round(ours.rps / best, 3)
+        target = TARGET_RAW_SHARE
+        checks.append(_check("service@64 / raw best batch", share, f">= {target}", share >= target))
+    unbatched = by_key.get(("unbatched-fastapi", 64))
+    if ours and unbatched and unbatched.rps:
+        speedup = round(ours.rps / unbatched.rps, 2)
+        target = TARGET_UNBATCHED_SPEEDUP
+        checks.append(
+            _check("service@64 / unbatched@64", speedup, f">= {target}", speedup >= target)
+        )
+    cached = by_key.get(("bentoml-cache-0%", 64))
+    if ours and cached:
+        drop = round(1 - cached.rps / ours.rps, 3)
+        hits = extras.get("bentoml-cache-0%", {}).get("cache_hits")
+        checks.append(
+            _check(
+                "cache on, 0% hits: throughput drop",
+                drop,
+                f"< {TARGET_CACHE_DROP} with 0 hits (hits: {hits})",
+                drop < TARGET_CACHE_DROP and hits == 0,
+            )
+        )
+    below = [r for r in results if r.server == "bentoml-batched" and r.clients <= 64]
+    if below:
+        errors = sum(r.errors for r in below)
+        checks.append(_check("service errors at <= 64 clients", errors, "0", errors == 0))
+        worst = max(r.p99_ms for r in below)
+        limit = 2 * max_latency_ms
+        checks.append(
+            _check("service p99 at <= 64 clients (ms)", worst, f"<= {limit}", worst <= limit)
+        )
+    return checks
+
+
+def write_report(
+    path: Path,
+    tag: str,
+    version: str,
+    raw: dict[str, Any] | None,
+    results: list[LevelResult],
+    extras: dict[str, Any],
+    checks: list[dict[str, Any]],
+    max_latency_ms: int,
+) -> None:
+    from infrastructure.ml.device import describe_device
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "benchmark": "text_serving",
+        "model": MODEL,
+        "version": version,
+        "bentoml_tag": tag,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "device": describe_device(),
+        },
+        "max_latency_ms": max_latency_ms,
+        "raw": raw,
+        "results": [asdict(r) for r in results],
+        "servers": extras,
+        "checks": checks,
+        "targets_met": all(check["met"] for check in checks),
+    }
+    path.write_text(json.dumps(payload, indent=2))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,91 @@
+"""`bentoml build -f bentofile.text.yaml`, then `bentoml serve` of that Bento on 127.0.0.1.
+
+Concurrent clients must form adaptive batches on the real server, and /readyz must only
+turn 200 after warm-up.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import bentoml
+import httpx
+import pytest
+
+from tests.conftest import REPO_ROOT
+from tests.support.server import bentoml_cli, bentoml_server
+
+pytestmark = [pytest.mark.slow, pytest.mark.serve]
+
+BATCH = re.compile(
+    r'^bentoml_service_adaptive_batch_size_(sum|count)\{[^}]*method_name="classify"[^}]*\}\s+(\S+)',
+    re.MULTILINE,
+)
+
+
+def _wait_ready(url: str, timeout_s: float = 120.0) -> list[int]:
+    statuses: list[int] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            status = httpx.get(f"{url}/readyz", timeout=5).status_code
+        except httpx.TransportError:
+            time.sleep(0.2)
+            continue
+        statuses.append(status)
+        if status == 200:
+            return statuses
+        time.sleep(0.1)
+    raise AssertionError(f"{url} not ready after {timeout_s}s: {statuses[-5:]}")
+
+
+def test_built_text_bento_batches_concurrent_requests(tmp_path: Path, text_champion: str) -> None:
+    env = {"MLOPS_TEXT_SERVE_MODEL_NAME": text_champion}
+    built = subprocess.run(
+        [bentoml_cli(), "build", "-f", "bentofile.text.yaml", "--output", "tag"],
+        cwd=REPO_ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    tag = built.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+    bento = bentoml.get(tag)
+    assert bento.info.labels["kind"] == "text-classification"
+    served_models = [model.tag.name for svc in bento.info.services for model in svc.models]
+    assert served_models == [text_champion]
+    sources = {
+        p.relative_to(Path(bento.path) / "src").as_posix()
+        for p in (Path(bento.path) / "src").rglob("*.py")
+    }
+    assert "infrastructure/serving/text_service.py" in sources
+    assert "infrastructure/ml/text/trainer.py" not in sources
+
+    with bentoml_server(tag, env, tmp_path / "serve.log") as url:
+        _wait_ready(url)
+        texts = [f"the film is {'good' if i % 2 else 'dull'} , take {i} ." for i in range(128)]
+        with httpx.Client(timeout=30) as client, ThreadPoolExecutor(max_workers=32) as pool:
+            replies = list(
+                pool.map(lambda t: client.post(f"{url}/classify", json={"texts": [t]}), texts)
+            )
+        assert [r.status_code for r in replies] == [200] * len(texts)
+        assert all(len(r.json()) == 1 for r in replies)
+
+        totals = {"sum": 0.0, "count": 0.0}
+        for kind, value in BATCH.findall(httpx.get(f"{url}/metrics", timeout=10).text):
+            totals[kind] += float(value)
+        assert totals["sum"] >= len(texts)
+        assert totals["sum"] / totals["count"] > 1.5, f"batches did not form: {totals}"
+
+        bad = httpx.post(f"{url}/classify", json={"texts": ["  "]}, timeout=10)
+        assert bad.status_code == 400 and "blank" in bad.text
+        single = httpx.post(f"{url}/predict", json={"text": "a fine film ."}, timeout=10)
+        assert single.status_code == 200 and single.json()["model_name"] == text_champion
+    log = (tmp_path / "serve.log").read_text()
+    assert "Traceback" not in log, log
