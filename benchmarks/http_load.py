@@ -39,11 +39,14 @@ class LevelResult:
     p99_ms: float
     error_statuses: dict[str, int]
     mean_batch_size: float | None = None
+    # CPU the load generator itself used, in cores: on a small machine it competes with
+    # the server it measures, so it bounds how close a server can get to its model's limit.
+    client_cpu_cores: float | None = None
 
 
 async def _run_level(
     url: str, body: BodyFactory, clients: int, requests: int
-) -> tuple[list[float], dict[str, int], float]:
+) -> tuple[list[float], dict[str, int], float, float]:
     latencies: list[float] = []
     errors: dict[str, int] = {}
     counter = iter(range(requests))
@@ -67,13 +70,14 @@ async def _run_level(
                 else:
                     errors[str(status)] = errors.get(str(status), 0) + 1
 
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         await asyncio.gather(*(client() for _ in range(clients)))
-        return latencies, errors, time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        return latencies, errors, seconds, (time.process_time() - cpu_started) / seconds
 
 
 def run_level(server: str, url: str, body: BodyFactory, clients: int, requests: int) -> LevelResult:
-    latencies, errors, seconds = asyncio.run(_run_level(url, body, clients, requests))
+    latencies, errors, seconds, cpu_cores = asyncio.run(_run_level(url, body, clients, requests))
     ms = np.array(latencies) * 1000.0 if latencies else np.array([float("nan")])
     p50, p95, p99 = (float(v) for v in np.percentile(ms, [50, 95, 99]))
     return LevelResult(
@@ -87,6 +91,7 @@ def run_level(server: str, url: str, body: BodyFactory, clients: int, requests: 
         p95_ms=round(p95, 2),
         p99_ms=round(p99, 2),
         error_statuses=errors,
+        client_cpu_cores=round(cpu_cores, 2),
     )
 
 
@@ -169,7 +174,7 @@ def print_table(results: Sequence[LevelResult]) -> None:
     batches = any(r.mean_batch_size is not None for r in results)
     header = (
         f"{'server':<18}{'clients':>8}{'rps':>10}{'p50 ms':>10}{'p95 ms':>10}"
-        f"{'p99 ms':>10}{'errors':>8}" + (f"{'batch':>8}" if batches else "")
+        f"{'p99 ms':>10}{'errors':>8}{'client cpu':>12}" + (f"{'batch':>8}" if batches else "")
     )
     print(header)
     print("-" * len(header))
@@ -177,7 +182,8 @@ def print_table(results: Sequence[LevelResult]) -> None:
         batch = "" if r.mean_batch_size is None else f"{r.mean_batch_size:.1f}"
         print(
             f"{r.server:<18}{r.clients:>8}{r.rps:>10.1f}{r.p50_ms:>10.2f}{r.p95_ms:>10.2f}"
-            f"{r.p99_ms:>10.2f}{r.errors:>8}" + (f"{batch:>8}" if batches else "")
+            f"{r.p99_ms:>10.2f}{r.errors:>8}{r.client_cpu_cores or 0:>12.2f}"
+            + (f"{batch:>8}" if batches else "")
         )
 
 

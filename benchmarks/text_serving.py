@@ -82,18 +82,22 @@ def raw_throughput(model_path: Path, max_length: int, sentences: list[str]) -> d
     """
     from infrastructure.config.settings import TextServingSettings
     from infrastructure.ml.text.classifier import TransformersTextClassifier
-    from infrastructure.serving.text_service import forward_batch_size
+    from infrastructure.serving.text_service import forward_plan
 
     classifier = TransformersTextClassifier.load(model_path, max_length)
-    passes = forward_batch_size(TextServingSettings(), classifier.device)
-    results: dict[str, Any] = {"device": classifier.device, "forward_batch": passes, "batches": {}}
+    plan = forward_plan(TextServingSettings(), classifier.device)
+    results: dict[str, Any] = {
+        "device": classifier.device,
+        "forward_max_tokens": plan.max_tokens,
+        "batches": {},
+    }
     texts = sentences[:1024]
     for size in RAW_BATCH_SIZES:
-        classifier.predict_proba(texts[: size * 4], batch_size=min(size, passes))  # warm up
+        classifier.predict_proba(texts[: size * 4], size, plan.max_tokens)  # warm up
         count = len(texts)
         started = time.perf_counter()
         for start in range(0, count, size):
-            classifier.predict_proba(texts[start : start + size], batch_size=min(size, passes))
+            classifier.predict_proba(texts[start : start + size], size, plan.max_tokens)
         seconds = time.perf_counter() - started
         rate = round(count / seconds, 1)
         results["batches"][str(size)] = {"texts": count, "seconds": round(seconds, 3), "rps": rate}
@@ -292,7 +296,10 @@ def main(argv: list[str] | None = None) -> int:
     for check in checks:
         mark = "PASS" if check["met"] else "MISS"
         print(f"[{mark}] {check['name']}: {check['value']} (target {check['target']})")
-    write_report(args.output, tag, version, raw, results, extras, checks, max_latency_ms)
+    context = explain(results, raw)
+    for name, value in context.items():
+        print(f"[info] {name}: {value}")
+    write_report(args.output, tag, version, raw, results, extras, checks, context, max_latency_ms)
     return 0 if all(check["met"] for check in checks) else 1
 
 
@@ -345,6 +352,32 @@ def evaluate(
     return checks
 
 
+def explain(results: list[LevelResult], raw: dict[str, Any] | None) -> dict[str, float]:
+    """Ratios that say why a target is met or missed; reported, not checked.
+
+    With 64 closed-loop clients and one batch in flight, the batcher's batches hold about
+    half the clients (the other half is waiting for answers), so the service's fair limit is
+    the raw rate at the batch size it formed; and threads make the unbatched server slower
+    at 64 clients than serially, so its best level is the honest baseline.
+    """
+    by_key = {(r.server, r.clients): r for r in results}
+    ours = by_key.get(("bentoml-batched", 64))
+    found: dict[str, float] = {}
+    if ours is None:
+        return found
+    if raw and ours.mean_batch_size:
+        sizes = [int(size) for size in raw["batches"]]
+        nearest = min(sizes, key=lambda size: abs(size - float(ours.mean_batch_size or 0)))
+        rate = raw["batches"][str(nearest)]["rps"]
+        found[f"service@64 / raw batch {nearest} (its mean batch {ours.mean_batch_size})"] = round(
+            ours.rps / rate, 3
+        )
+    unbatched = [r.rps for r in results if r.server == "unbatched-fastapi" and r.rps]
+    if unbatched:
+        found["service@64 / best unbatched level"] = round(ours.rps / max(unbatched), 2)
+    return found
+
+
 def write_report(
     path: Path,
     tag: str,
@@ -353,6 +386,7 @@ def write_report(
     results: list[LevelResult],
     extras: dict[str, Any],
     checks: list[dict[str, Any]],
+    context: dict[str, float],
     max_latency_ms: int,
 ) -> None:
     from infrastructure.ml.device import describe_device
@@ -373,6 +407,7 @@ def write_report(
         "results": [asdict(r) for r in results],
         "servers": extras,
         "checks": checks,
+        "context": context,
         "targets_met": all(check["met"] for check in checks),
     }
     path.write_text(json.dumps(payload, indent=2))

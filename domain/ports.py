@@ -172,7 +172,9 @@ class ServingMetrics(Protocol):
 class TextClassifier(Protocol):
     classes: list[str]
 
-    def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray: ...
+    def predict_proba(
+        self, texts: Sequence[str], batch_size: int = 64, max_tokens: int = 0
+    ) -> np.ndarray: ...
 
     def predict(self, texts: Sequence[str]) -> list[str]: ...
 

@@ -145,10 +145,10 @@ class TextServingSettings(ServingSettings):
     max_instances: int = Field(default=64, ge=1, description="texts per request")
     max_text_chars: int = Field(default=2000, ge=1, description="longer texts get 400")
     batching: bool = Field(default=True, description="adaptive batching of `classify`")
-    forward_batch_size: int = Field(
+    forward_max_tokens: int = Field(
         default=0,
         ge=0,
-        description="texts per forward pass; 0: 8 on CPU, a whole batch on a GPU",
+        description="padded tokens per forward pass; 0: 256 on CPU, a whole batch on a GPU",
     )
     device: Literal["auto", "cuda", "mps", "cpu"] = Field(
         default="auto", description="auto: CUDA when torch sees it, else CPU"

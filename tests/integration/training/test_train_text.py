@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import bentoml
+import numpy as np
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
@@ -67,6 +68,14 @@ def test_smoke_config_fine_tunes_registers_stores_and_predicts(tmp_path: Path) -
     probabilities = loaded.predict_proba(["a wonderful , moving film .", "dull and lifeless ."])
     assert probabilities.shape == (2, 2)
     assert probabilities.sum(axis=1) == pytest.approx([1.0, 1.0], abs=1e-5)
+    mixed = ["good .", "a long , slow and ultimately rather pointless film about nothing .", "ok"]
+    one_by_one = np.vstack([loaded.predict_proba([text]) for text in mixed])
+    # Several passes under a token budget give each text the scores it gets alone, in order.
+    assert loaded.predict_proba(mixed, batch_size=64, max_tokens=12) == pytest.approx(
+        one_by_one, abs=1e-5
+    )
+    assert loaded.predict_proba(mixed, batch_size=2) == pytest.approx(one_by_one, abs=1e-5)
+    assert loaded.predict_proba([]).shape == (0, 2)
 
     validation = validate_model(container.registry, "sst2-smoke", alias="challenger")
     assert validation.report.metrics()["accuracy"] == pytest.approx(
