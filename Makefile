@@ -99,9 +99,10 @@ build: install ## bentoml build: a Bento of the tabular service with MODEL's cha
 build-text: install ## bentoml build: a Bento of the text service with TEXT_MODEL's champion
 	MLOPS_TEXT_SERVE_MODEL_NAME=$(TEXT_MODEL) $(BIN)/bentoml build -f bentofile.text.yaml
 
-# Two servers, one per Bento: Ctrl-C (or either one exiting) stops both.
+# Two servers, one per Bento: Ctrl-C (or either one exiting) stops both. TERM, not INT:
+# background jobs of a non-interactive shell ignore SIGINT.
 serve: install ## Serve both champions: MODEL on HOST:PORT (3000), TEXT_MODEL on HOST:TEXT_PORT (3001)
-	@trap 'kill -INT $$(jobs -p) 2>/dev/null; wait' EXIT; \
+	@trap 'kill -TERM $$(jobs -p) 2>/dev/null; wait' EXIT; trap 'exit 130' INT TERM; \
 	MLOPS_SERVE_MODEL_NAME=$(MODEL) $(BIN)/bentoml serve $(TABULAR_SERVICE) --host $(HOST) --port $(PORT) & \
 	MLOPS_TEXT_SERVE_MODEL_NAME=$(TEXT_MODEL) $(BIN)/bentoml serve $(TEXT_SERVICE) --host $(HOST) --port $(TEXT_PORT) & \
 	wait -n
