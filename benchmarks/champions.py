@@ -27,7 +27,9 @@ def use_stores(home: Path) -> dict[str, str]:
         "BENTOML_HOME": str(home / "bentoml"),
         "BENTOML_DO_NOT_TRACK": "True",
         "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
-        "PYTHONPATH": str(REPO_ROOT),
+        "PYTHONPATH": os.pathsep.join(
+            part for part in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if part
+        ),
         # mlflow starts `uvicorn` by name: the venv's scripts must be on PATH.
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }

@@ -189,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
         "--output", type=Path, default=REPO_ROOT / "benchmarks/results/text_serving.json"
     )
     parser.add_argument("--runs", default="raw,service,unbatched,nobatch,cache")
+    parser.add_argument(
+        "--model-tag",
+        help="serve this BentoML model tag as is (no MLflow lookup, no training)",
+    )
     args = parser.parse_args(argv)
     levels = [int(v) for v in args.levels.split(",")]
     baseline_levels = [int(v) for v in args.baseline_levels.split(",")]
@@ -196,8 +200,12 @@ def main(argv: list[str] | None = None) -> int:
 
     home = (args.home or Path(os.environ.get("MLOPS_HOME", REPO_ROOT / ".mlops"))).resolve()
     use_stores(home)
-    ensure_champion(MODEL, QUICK_CONFIG)
-    version, tag = champion_tag(MODEL, home)
+    if args.model_tag:
+        tag = args.model_tag
+        version = tag.partition(":")[2]
+    else:
+        ensure_champion(MODEL, QUICK_CONFIG)
+        version, tag = champion_tag(MODEL, home)
 
     import bentoml
 
