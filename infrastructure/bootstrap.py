@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from infrastructure.config.settings import MlopsSettings
 from shared.logging import configure_logging
 
 if TYPE_CHECKING:
+    from application.training.jobs import TabularJobConfig, TextJobConfig
+    from application.training.train_tabular import TrainingOutcome
+    from application.training.train_text import TextTrainingOutcome
     from infrastructure.ml.dataset_loader import PandasDatasetLoader
     from infrastructure.ml.sklearn_trainer import SklearnTabularTrainer
     from infrastructure.ml.text.trainer import TransformersTextTrainer
@@ -77,6 +82,43 @@ class Container:
         from infrastructure.ml.sklearn_trainer import SklearnTabularTrainer
 
         return SklearnTabularTrainer()
+
+    def run_tabular_training(
+        self, job: TabularJobConfig, progress: Callable[[str], None] | None = None
+    ) -> TrainingOutcome:
+        """The tabular training use case wired to this container's adapters."""
+        from application.training.train_tabular import train_tabular
+
+        return train_tabular(
+            job,
+            self.dataset_loader,
+            self.tabular_trainer,
+            self.tracker,
+            self.registry,
+            self.store,
+            progress=progress,
+        )
+
+    def run_text_training(
+        self, job: TextJobConfig, workdir: Path, progress: Callable[[str], None] | None = None
+    ) -> TextTrainingOutcome:
+        """The text fine-tuning use case wired to this container's adapters.
+
+        The MLflow tracker is also the model logger: it logs the pyfunc model to the run.
+        """
+        from application.training.train_text import train_text
+
+        return train_text(
+            job,
+            self.dataset_loader,
+            self.text_trainer,
+            self.tracker,
+            self.tracker,
+            self.registry,
+            self.store,
+            workdir,
+            progress=progress,
+        )
 
 
 def bootstrap(settings: MlopsSettings | None = None) -> Container:

@@ -139,7 +139,6 @@ def train(
     Exits 1 when the best model is below the config's gate (it stays registered as challenger,
     and `champion` does not move).
     """
-    from application.training.train_tabular import train_tabular
     from infrastructure.config.job_config import job_kind, load_tabular_job
 
     with _user_errors():
@@ -150,15 +149,7 @@ def train(
         container = _container()
         with console.status("starting") as status:
             say: Callable[[str], None] = lambda message: status.update(message)  # noqa: E731
-            outcome = train_tabular(
-                job,
-                container.dataset_loader,
-                container.tabular_trainer,
-                container.tracker,
-                container.registry,
-                container.store,
-                progress=say,
-            )
+            outcome = container.run_tabular_training(job, progress=say)
     for warning in outcome.warnings:
         console.print(f"[yellow]data quality:[/yellow] {warning}")
     summary = Table(
@@ -195,23 +186,14 @@ def _show_progress(status: Any, message: str) -> None:
 
 
 def _train_text(config: Path) -> None:
-    from application.training.train_text import train_text
     from infrastructure.config.job_config import load_text_job
 
     job = load_text_job(config)
     container = _container()
     workdir = container.settings.home / "finetune" / job.registered_model_name
     with console.status("starting") as status:
-        outcome = train_text(
-            job,
-            container.dataset_loader,
-            container.text_trainer,
-            container.tracker,
-            container.tracker,
-            container.registry,
-            container.store,
-            workdir,
-            progress=lambda message: _show_progress(status, message),
+        outcome = container.run_text_training(
+            job, workdir, progress=lambda message: _show_progress(status, message)
         )
     console.print(_report_table(f"{job.registered_model_name}: test split", outcome.report))
     fit = outcome.fit

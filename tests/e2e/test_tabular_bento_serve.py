@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import REPO_ROOT
-from tests.support.server import bentoml_cli, bentoml_server
+from tests.support.server import bentoml_server, build_bento
 from tests.support.serving import train_and_promote
 
 pytestmark = [pytest.mark.slow, pytest.mark.serve]
@@ -24,16 +23,7 @@ SETOSA = [5.1, 3.5, 1.4, 0.2]
 def test_built_bento_serves_predictions_metrics_and_rejects_bad_input(tmp_path: Path) -> None:
     train_and_promote(tmp_path / "state", MODEL)
     env = {"MLOPS_SERVE_MODEL_NAME": MODEL}
-    built = subprocess.run(
-        [bentoml_cli(), "build", "--output", "tag"],
-        cwd=REPO_ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert built.returncode == 0, built.stdout + built.stderr
-    tag = built.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+    tag = build_bento(env)
     bento_dir = Path(bentoml.get(tag).path)
     sources = {
         p.relative_to(bento_dir / "src").as_posix() for p in (bento_dir / "src").rglob("*.py")

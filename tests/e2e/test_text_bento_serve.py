@@ -6,9 +6,7 @@ turn 200 after warm-up.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,8 +15,7 @@ import bentoml
 import httpx
 import pytest
 
-from tests.conftest import REPO_ROOT
-from tests.support.server import bentoml_cli, bentoml_server
+from tests.support.server import bentoml_server, build_bento
 
 pytestmark = [pytest.mark.slow, pytest.mark.serve]
 
@@ -46,16 +43,7 @@ def _wait_ready(url: str, timeout_s: float = 120.0) -> list[int]:
 
 def test_built_text_bento_batches_concurrent_requests(tmp_path: Path, text_champion: str) -> None:
     env = {"MLOPS_TEXT_SERVE_MODEL_NAME": text_champion}
-    built = subprocess.run(
-        [bentoml_cli(), "build", "-f", "bentofile.text.yaml", "--output", "tag"],
-        cwd=REPO_ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert built.returncode == 0, built.stdout + built.stderr
-    tag = built.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+    tag = build_bento(env, "-f", "bentofile.text.yaml")
     bento = bentoml.get(tag)
     assert bento.info.labels["kind"] == "text-classification"
     served_models = [model.tag.name for svc in bento.info.services for model in svc.models]

@@ -21,6 +21,20 @@ def bentoml_cli() -> str:
     return executable
 
 
+def build_bento(env: dict[str, str], *options: str) -> str:
+    """`bentoml build` in the repository root with ``env`` added; returns the new Bento's tag."""
+    built = subprocess.run(
+        [bentoml_cli(), "build", *options, "--output", "tag"],
+        cwd=REPO_ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    return built.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+
+
 @contextmanager
 def bentoml_server(target: str, env: dict[str, str], log: Path) -> Iterator[str]:
     """Serve ``target`` (import path or Bento tag); yields the base URL."""

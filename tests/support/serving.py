@@ -14,8 +14,6 @@ from prometheus_client import REGISTRY
 from starlette.testclient import TestClient
 
 from application.registry.lifecycle import promote
-from application.training.train_tabular import train_tabular
-from application.training.train_text import train_text
 from infrastructure.bootstrap import Container, bootstrap
 from infrastructure.config.job_config import load_tabular_job, load_text_job
 from infrastructure.config.settings import MlopsSettings, ServingSettings, TextServingSettings
@@ -38,14 +36,7 @@ def train_and_promote(home: Path, name: str, **overrides: Any) -> Container:
     path = home / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     container = container_in(home)
-    train_tabular(
-        load_tabular_job(path),
-        container.dataset_loader,
-        container.tabular_trainer,
-        container.tracker,
-        container.registry,
-        container.store,
-    )
+    container.run_tabular_training(load_tabular_job(path))
     promote(container.registry, container.store, name)
     return container
 
@@ -61,16 +52,7 @@ def train_and_promote_text(home: Path, name: str) -> Container:
     path = home / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     container = container_in(home)
-    train_text(
-        load_text_job(path),
-        container.dataset_loader,
-        container.text_trainer,
-        container.tracker,
-        container.tracker,
-        container.registry,
-        container.store,
-        home / "work",
-    )
+    container.run_text_training(load_text_job(path), home / "work")
     promote(container.registry, container.store, name)
     return container
 
@@ -83,6 +65,18 @@ def tabular_service(**settings: Any) -> Any:
 def text_service(**settings: Any) -> Any:
     blueprint = build_text_service(TextServingSettings(**settings))
     return blueprint.attach_middleware(bentoml.service(**blueprint.config)(blueprint.cls))
+
+
+def metric_total(client: TestClient, family: str, **labels: str) -> float:
+    """Sum of a family's samples whose labels include ``labels``."""
+    total = 0.0
+    for line in client.get("/metrics").text.splitlines():
+        if not line.startswith(family + "{"):
+            continue
+        sample_labels, value = line[len(family) + 1 :].rsplit("} ", 1)
+        if all(f'{k}="{v}"' in sample_labels for k, v in labels.items()):
+            total += float(value)
+    return total
 
 
 @contextmanager

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
-from tests.support.serving import asgi_client, tabular_service, train_and_promote
+from tests.support.serving import asgi_client, metric_total, tabular_service, train_and_promote
 
 pytestmark = pytest.mark.slow
 
@@ -33,18 +33,6 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
 
 def _named(row: list[float]) -> dict[str, float]:
     return dict(zip(FEATURES, row, strict=True))
-
-
-def _metric(client: TestClient, family: str, **labels: str) -> float:
-    """Sum of a family's samples whose labels include ``labels``."""
-    total = 0.0
-    for line in client.get("/metrics").text.splitlines():
-        if not line.startswith(family + "{"):
-            continue
-        sample_labels, value = line[len(family) + 1 :].rsplit("} ", 1)
-        if all(f'{k}="{v}"' in sample_labels for k, v in labels.items()):
-            total += float(value)
-    return total
 
 
 def test_classify_batches_rows_and_returns_ids(client: TestClient) -> None:
@@ -95,7 +83,7 @@ def test_feedback_updates_rolling_accuracy_gauge(client: TestClient) -> None:
 
     stats = client.post("/stats").json()
     assert stats["labelled"] >= 2
-    assert _metric(client, "mlops_rolling_accuracy", model=MODEL) == stats["rolling_accuracy"]
+    assert metric_total(client, "mlops_rolling_accuracy", model=MODEL) == stats["rolling_accuracy"]
 
 
 BAD_CLASSIFY: list[tuple[str, bytes, int, str]] = [
@@ -123,15 +111,16 @@ BAD_CLASSIFY: list[tuple[str, bytes, int, str]] = [
 def test_bad_classify_input_is_a_named_4xx(
     client: TestClient, case: str, body: bytes, status: int, message: str
 ) -> None:
-    served_before = _metric(client, "mlops_predictions_total", model=MODEL)
-    errors_before = _metric(client, "mlops_request_errors_total", endpoint="classify")
+    served_before = metric_total(client, "mlops_predictions_total", model=MODEL)
+    errors_before = metric_total(client, "mlops_request_errors_total", endpoint="classify")
 
     response = client.post("/classify", content=body, headers={"content-type": "application/json"})
 
     assert response.status_code == status, response.text
     assert message in response.text
-    assert _metric(client, "mlops_predictions_total", model=MODEL) == served_before
-    assert _metric(client, "mlops_request_errors_total", endpoint="classify") == errors_before + 1
+    assert metric_total(client, "mlops_predictions_total", model=MODEL) == served_before
+    errors_after = metric_total(client, "mlops_request_errors_total", endpoint="classify")
+    assert errors_after == errors_before + 1
     assert client.post("/classify", json={"rows": [SETOSA]}).status_code == 200
 
 
@@ -224,7 +213,7 @@ def test_drift_gauges_move_with_shifted_inputs(client: TestClient) -> None:
     assert moved_scores["sepal_length_cm"]["drifted"] is True
     assert moved_scores["sepal_length_cm"]["score"] > calm_scores["sepal_length_cm"]["score"]
     assert moved["drifted_share"] >= 0.25
-    assert _metric(client, "mlops_feature_drift_detected", feature="sepal_length_cm") == 1.0
+    assert metric_total(client, "mlops_feature_drift_detected", feature="sepal_length_cm") == 1.0
 
 
 def test_stats_summarise_traffic(client: TestClient) -> None:

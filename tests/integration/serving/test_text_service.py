@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from tests.support.serving import asgi_client, text_service
+from tests.support.serving import asgi_client, metric_total, text_service
 
 pytestmark = pytest.mark.slow
 
@@ -37,18 +37,6 @@ def client(text_champion: str) -> Iterator[TestClient]:
             assert time.monotonic() < deadline, "warm-up did not finish"
             time.sleep(0.1)
         yield test_client
-
-
-def _metric(client: TestClient, family: str, **labels: str) -> float:
-    """Sum of a family's samples whose labels include ``labels``."""
-    total = 0.0
-    for line in client.get("/metrics").text.splitlines():
-        if not line.startswith(family + "{"):
-            continue
-        sample_labels, value = line[len(family) + 1 :].rsplit("} ", 1)
-        if all(f'{k}="{v}"' in sample_labels for k, v in labels.items()):
-            total += float(value)
-    return total
 
 
 def test_classify_returns_one_prediction_per_text(client: TestClient) -> None:
@@ -179,9 +167,10 @@ def test_feedback_scores_predictions_once(client: TestClient) -> None:
 
 def test_concurrent_requests_form_batches_larger_than_one(client: TestClient) -> None:
     def batch_totals() -> tuple[float, float]:
+        family = "bentoml_service_adaptive_batch_size"
         return (
-            _metric(client, "bentoml_service_adaptive_batch_size_sum", method_name="classify"),
-            _metric(client, "bentoml_service_adaptive_batch_size_count", method_name="classify"),
+            metric_total(client, f"{family}_sum", method_name="classify"),
+            metric_total(client, f"{family}_count", method_name="classify"),
         )
 
     before = batch_totals()
@@ -222,5 +211,5 @@ def test_stats_and_metrics_report_traffic_drift_and_errors(
         "bentoml_service_adaptive_batch_size_bucket",
     ):
         assert family in text, family
-    assert _metric(client, "mlops_predictions_total", model=text_champion) >= 16
+    assert metric_total(client, "mlops_predictions_total", model=text_champion) >= 16
     assert 'feature="text_length_chars"' in text

@@ -15,7 +15,6 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from application.registry.lifecycle import promote, rollback
-from application.training.train_tabular import train_tabular
 from application.validation.validate_model import validate_model
 from infrastructure.bootstrap import Container, bootstrap
 from infrastructure.cli import app
@@ -51,14 +50,7 @@ def _write_config(tmp_path: Path, name: str, **overrides: object) -> Path:
 
 
 def _train(container: Container, config: Path) -> object:
-    return train_tabular(
-        load_tabular_job(config),
-        container.dataset_loader,
-        container.tabular_trainer,
-        container.tracker,
-        container.registry,
-        container.store,
-    )
+    return container.run_tabular_training(load_tabular_job(config))
 
 
 def test_iris_trains_registers_challenger_and_stores_labelled_model(

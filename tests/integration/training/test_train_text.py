@@ -12,7 +12,6 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from application.registry.lifecycle import promote
-from application.training.train_text import train_text
 from application.validation.validate_model import validate_model
 from infrastructure.config.job_config import load_text_job
 from infrastructure.ml.text.classifier import TransformersTextClassifier
@@ -27,17 +26,7 @@ def test_smoke_config_fine_tunes_registers_stores_and_predicts(tmp_path: Path) -
     container = container_in(tmp_path / "state")
     job = load_text_job(REPO_ROOT / "configs" / "sst2_smoke.yaml")
     messages: list[str] = []
-    outcome = train_text(
-        job,
-        container.dataset_loader,
-        container.text_trainer,
-        container.tracker,
-        container.tracker,
-        container.registry,
-        container.store,
-        tmp_path / "work",
-        progress=messages.append,
-    )
+    outcome = container.run_text_training(job, tmp_path / "work", progress=messages.append)
 
     assert outcome.rows == {"train": 256, "validation": 128, "test": 872}
     assert outcome.fit.steps == 40 and outcome.fit.best_step in (20, 40)
@@ -139,16 +128,7 @@ def test_an_unseen_four_class_dataset_trains_from_a_config_alone(tmp_path: Path)
         )
     )
     container = container_in(tmp_path / "state")
-    outcome = train_text(
-        load_text_job(config),
-        container.dataset_loader,
-        container.text_trainer,
-        container.tracker,
-        container.tracker,
-        container.registry,
-        container.store,
-        tmp_path / "work",
-    )
+    outcome = container.run_text_training(load_text_job(config), tmp_path / "work")
     assert outcome.rows == {"train": 320, "validation": 40, "test": 40}
     assert outcome.fit.trainable_parameters == outcome.fit.total_parameters, "full fine-tuning"
     stored = bentoml.models.get(outcome.stored_tag)
