@@ -42,7 +42,7 @@ from infrastructure.serving.text_request import TextsBody, build_text_request_ty
 from infrastructure.serving.warmup import Warmup
 
 # Measured on 2 CPU cores over SST-2 sentences (README, "Serve (text)"): length-sorted passes
-# of at most 256 padded tokens served 280-330 texts/s at batch 64, passes of 8 texts 245-305
+# of at most 256 padded tokens served 277-355 texts/s at batch 64, passes of 8 texts 220-306
 # and one pass of 64 texts 130; budgets of 96-128 tokens lost at batch 64, 1024+ at every size.
 CPU_FORWARD_TOKENS = 256
 
