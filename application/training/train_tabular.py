@@ -15,7 +15,11 @@ from domain.data.fingerprint import DatasetFingerprint, fingerprint_frame
 from domain.data.quality import QualityReport, assess_quality
 from domain.data.schema import FeatureSchema, infer_feature_schema, prepare_features
 from domain.data.split import split_indices
-from domain.evaluation.classification import ClassificationReport, classification_report
+from domain.evaluation.classification import (
+    ClassificationReport,
+    classification_report,
+    held_out_metric_keys,
+)
 from domain.models.policy import GateDecision, evaluate_gate
 from domain.models.version import ModelVersionInfo
 from domain.monitoring.profile import build_reference_profile
@@ -147,7 +151,7 @@ def train_tabular(
         gate = evaluate_gate(winner.report.metrics(), job.gate)
         say(f"best candidate: {winner.name}; {gate.describe()}")
         profile = build_reference_profile(x_train, y_train, schema)
-        tracker.log_metrics({f"best.{k}": v for k, v in winner.report.metrics().items()})
+        tracker.log_metrics(held_out_metric_keys(winner.report))
         tracker.log_json(winner.report.model_dump(mode="json"), "classification_report.json")
         tracker.log_confusion_matrix(winner.report, "confusion_matrix.png")
         tracker.log_json(profile.model_dump(mode="json"), "reference_profile.json")

@@ -21,7 +21,11 @@ from domain.data.fingerprint import DatasetFingerprint, fingerprint_frame
 from domain.data.split import split_indices
 from domain.data.text import LabelEncoding, clean_texts, label_encoding, text_reference_profile
 from domain.evaluation.behaviour import BehaviourReport, run_behaviour_checks
-from domain.evaluation.classification import ClassificationReport, classification_report
+from domain.evaluation.classification import (
+    ClassificationReport,
+    classification_report,
+    held_out_metric_keys,
+)
 from domain.models.policy import GateDecision, evaluate_gate
 from domain.models.version import ModelVersionInfo
 from domain.ports import (
@@ -72,31 +76,23 @@ def load_text_splits(job: TextJobConfig, loader: DatasetLoader) -> TextSplits:
         return frame.rename(columns={data.text_column: TEXT, data.label_column: LABEL})
 
     seed = job.training.seed
-    if data.source is not None:
-        frame = read(data.source)
-        rest, test = split_indices(frame[LABEL].astype(str), data.test_fraction, seed, True)
-        remainder = frame.iloc[rest].reset_index(drop=True)
-        share = data.validation_fraction / (1.0 - data.test_fraction)
-        train_idx, val_idx = split_indices(remainder[LABEL].astype(str), share, seed, True)
-        train, validation = remainder.iloc[train_idx], remainder.iloc[val_idx]
-        test_frame = frame.iloc[test]
+    pool_source = data.source if data.source is not None else data.train
+    assert pool_source is not None  # the config requires one of them
+    pool = read(pool_source)
+    # Fractions are shares of the pool (source or train) before anything is split off it.
+    test_frame: pd.DataFrame
+    if data.test is not None:
+        test_frame = read(data.test)
     else:
-        assert data.train is not None
-        train = read(data.train)
-        if data.validation is not None:
-            validation = read(data.validation)
-        else:
-            train_idx, val_idx = split_indices(
-                train[LABEL].astype(str), data.validation_fraction, seed, True
-            )
-            train, validation = train.iloc[train_idx], train.iloc[val_idx]
-        if data.test is not None:
-            test_frame = read(data.test)
-        else:
-            train_idx, test_idx = split_indices(
-                train[LABEL].astype(str), data.test_fraction, seed, True
-            )
-            train, test_frame = train.iloc[train_idx], train.iloc[test_idx]
+        rest, test_idx = split_indices(pool[LABEL].astype(str), data.test_fraction, seed, True)
+        pool, test_frame = pool.iloc[rest].reset_index(drop=True), pool.iloc[test_idx]
+    if data.validation is not None:
+        train, validation = pool, read(data.validation)
+    else:
+        taken = 0.0 if data.test is not None else data.test_fraction
+        share = data.validation_fraction / (1.0 - taken)
+        train_idx, val_idx = split_indices(pool[LABEL].astype(str), share, seed, True)
+        train, validation = pool.iloc[train_idx], pool.iloc[val_idx]
     if data.max_train_rows is not None and len(train) > data.max_train_rows:
         train = train.sample(n=data.max_train_rows, random_state=seed)
     if data.max_validation_rows is not None and len(validation) > data.max_validation_rows:
@@ -182,7 +178,7 @@ def train_text(
             "best_step": float(fit.best_step),
             "steps": float(fit.steps),
         }
-        tracker.log_metrics({**{f"test_{k}": v for k, v in metrics.items()}, **run_figures})
+        tracker.log_metrics({**held_out_metric_keys(report), **run_figures})
         tracker.log_json(report.model_dump(mode="json"), "classification_report.json")
         tracker.log_confusion_matrix(report, "confusion_matrix.png")
         behaviour = run_behaviour_checks(

@@ -126,6 +126,16 @@ def assess_quality(
                 message=f"only {rows} rows; at least {limits.min_rows} are required",
             )
         )
+    issues.extend(
+        QualityIssue(
+            check="identifier",
+            severity=Severity.WARNING,
+            column=column.name,
+            message=f"{column.name}: left out of the features, looks like an identifier "
+            f"({column.reason}); list it in the dataset's features to keep it",
+        )
+        for column in schema.excluded
+    )
     columns = []
     for spec in schema.features:
         series = frame[spec.name]

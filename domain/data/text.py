@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,13 +16,20 @@ from shared.errors import DataError
 TEXT_LENGTH_FEATURE = "text_length_chars"
 
 
+# Unicode's White_Space characters, spelled out: `str.split()` also splits on the ASCII
+# separators \x1c-\x1f, and regex engines disagree on `\s`, so the service's schema (which
+# says "not blank" as a pattern) and this normalizer use this one explicit class.
+WHITESPACE_CLASS = "\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_WHITESPACE_RUN = re.compile(f"[{WHITESPACE_CLASS}]+")
+
+
 def normalize_text(text: str) -> str:
     """NFC form with runs of whitespace collapsed and the ends stripped.
 
     What a served model sees and what its response cache is keyed by: texts that differ only
     in Unicode composition or spacing tokenize alike, so they share one answer.
     """
-    return " ".join(unicodedata.normalize("NFC", text).split())
+    return _WHITESPACE_RUN.sub(" ", unicodedata.normalize("NFC", text)).strip(" ")
 
 
 @dataclass(frozen=True)

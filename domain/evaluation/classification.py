@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -44,6 +44,26 @@ class ClassificationReport(BaseModel):
             "weighted_recall": self.weighted_recall,
             "weighted_f1": self.weighted_f1,
         }
+
+
+# The registered model's held-out metrics live on its training run under this prefix. Every
+# trainer writes them with `held_out_metric_keys` and every reader (registry, `mlops models`)
+# reads them with `held_out_metrics`, so no caller spells a metric key itself.
+HELD_OUT_PREFIX = "best."
+
+
+def held_out_metric_keys(report: ClassificationReport) -> dict[str, float]:
+    """The run metrics a trainer logs for the model it registers."""
+    return {f"{HELD_OUT_PREFIX}{name}": value for name, value in report.metrics().items()}
+
+
+def held_out_metrics(run_metrics: Mapping[str, float]) -> dict[str, float]:
+    """The registered model's held-out metrics, by plain name, from its run's metrics."""
+    return {
+        key.removeprefix(HELD_OUT_PREFIX): float(value)
+        for key, value in run_metrics.items()
+        if key.startswith(HELD_OUT_PREFIX)
+    }
 
 
 def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:

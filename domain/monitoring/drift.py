@@ -15,6 +15,7 @@ from enum import StrEnum
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+from scipy.stats import binomtest
 
 from domain.monitoring.profile import CategoricalProfile, NumericProfile
 
@@ -221,6 +222,44 @@ def categorical_drift(
         score=psi,
         drifted=psi > config.psi_threshold,
         window=len(window),
+    )
+
+
+class MissingDrift(BaseModel):
+    """How often a feature arrives without a value, live against training."""
+
+    model_config = ConfigDict(frozen=True)
+
+    feature: str
+    window: int
+    missing: int
+    rate: float
+    reference_rate: float
+    p_value: float
+    drifted: bool
+
+
+def missing_drift(
+    name: str, reference_rate: float, missing: int, window: int, config: DriftConfig
+) -> MissingDrift:
+    """Exact two-sided binomial test of the window's missing count against the training rate.
+
+    A model trained without gaps (rate 0) that starts receiving them has drifted at the
+    first one: its imputer fills them with values it never had to stand in for.
+    """
+    if reference_rate <= 0.0 or reference_rate >= 1.0:
+        expected_all = reference_rate >= 1.0
+        p_value = 1.0 if missing == (window if expected_all else 0) else 0.0
+    else:
+        p_value = float(binomtest(missing, window, reference_rate).pvalue)
+    return MissingDrift(
+        feature=name,
+        window=window,
+        missing=missing,
+        rate=missing / window if window else 0.0,
+        reference_rate=reference_rate,
+        p_value=p_value,
+        drifted=window >= config.min_window and p_value < config.p_value_threshold,
     )
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from domain.data.schema import FeatureKind, FeatureSchema
 
@@ -38,6 +38,9 @@ class ReferenceProfile(BaseModel):
     numeric: dict[str, NumericProfile]
     categorical: dict[str, CategoricalProfile]
     class_prior: dict[str, float]
+    # Share of training rows without a value, per feature: serving compares its live missing
+    # rate with it. Profiles stored before it existed read as "no missing values".
+    missing_rate: dict[str, float] = Field(default_factory=dict)
 
 
 def quantile_bin_edges(values: np.ndarray, bins: int = DEFAULT_BINS) -> np.ndarray:
@@ -101,4 +104,8 @@ def build_reference_profile(
         numeric=numeric,
         categorical=categorical,
         class_prior=category_frequencies(labels),
+        missing_rate={
+            spec.name: float(features[spec.name].isna().mean()) if len(features) else 0.0
+            for spec in schema.features
+        },
     )

@@ -3,9 +3,13 @@
 This module must run in a bare virtual environment (before the project is installed), so it
 uses only the standard library and the ``packaging`` copy that pip vendors.
 
-    python -m infrastructure.dependencies.lock_constraints poetry.lock -o constraints.txt
+    python -m infrastructure.dependencies.lock_constraints poetry.lock --extra dev -o c.txt
     python -m infrastructure.dependencies.lock_constraints poetry.lock --version-of torch
-    python -m infrastructure.dependencies.lock_constraints poetry.lock --verify
+    python -m infrastructure.dependencies.lock_constraints poetry.lock --extra dev --verify
+
+Markers are evaluated once per requested extra: a package locked with ``extra == "dev"`` is
+pinned only when ``dev`` is asked for, and then it must be pinned, or pip takes whatever the
+index serves that day.
 """
 
 from __future__ import annotations
@@ -64,26 +68,40 @@ def read_lock(lock_path: Path) -> list[LockedPackage]:
     return packages
 
 
-def applies_here(package: LockedPackage, environment: Mapping[str, str] | None = None) -> bool:
-    """True when the package's lock markers hold for ``environment`` (default: this one)."""
+def applies_here(
+    package: LockedPackage,
+    environment: Mapping[str, str] | None = None,
+    extras: Iterable[str] = (),
+) -> bool:
+    """True when the package's lock markers hold for ``environment`` (default: this one)
+    with the project installed with ``extras`` (the base install always counts)."""
     if not package.markers:
         return True
-    env: dict[str, str] = {"extra": ""}
-    if environment:
-        env.update(environment)
-    return bool(Marker(package.markers).evaluate(env))
+    marker = Marker(package.markers)
+    for extra in ("", *extras):
+        env: dict[str, str] = {"extra": extra}
+        if environment:
+            env.update(environment)
+        if marker.evaluate(env):
+            return True
+    return False
 
 
 def constraints_for(
     packages: Iterable[LockedPackage],
     environment: Mapping[str, str] | None = None,
     skip: Iterable[str] = (),
+    extras: Iterable[str] = (),
 ) -> list[str]:
-    """``name==version`` lines for every locked package that applies to ``environment``."""
+    """``name==version`` lines for every locked package that applies to ``environment``
+    when the project is installed with ``extras``."""
     skipped = {normalize_name(name) for name in skip}
+    wanted_extras = tuple(extras)
     versions: dict[str, set[str]] = {}
     for package in packages:
-        if package.normalized_name not in skipped and applies_here(package, environment):
+        if package.normalized_name not in skipped and applies_here(
+            package, environment, wanted_extras
+        ):
             versions.setdefault(package.normalized_name, set()).add(package.version)
     lines = []
     for name, locked in sorted(versions.items()):
@@ -105,15 +123,48 @@ def version_of(packages: Iterable[LockedPackage], name: str) -> str:
     raise KeyError(f"{name} is not in the lock file")
 
 
+# Installed by the Makefile itself (pip at a pinned version) or the project under test; the
+# lock describes the project's dependencies, not these.
+NOT_LOCKED = frozenset({"pip", "bento-mlops"})
+
+
+def installed_distributions() -> dict[str, str]:
+    return {
+        normalize_name(dist.metadata["Name"]): dist.version
+        for dist in importlib.metadata.distributions()
+    }
+
+
+def uncovered(
+    packages: Iterable[LockedPackage],
+    installed: Mapping[str, str] | None = None,
+    environment: Mapping[str, str] | None = None,
+    extras: Iterable[str] = (),
+) -> list[str]:
+    """Installed distributions that the constraints for ``extras`` did not pin.
+
+    Each one is a package whose version came from the index of the day: either the lock
+    does not know it, or its lock markers did not hold when the constraints were written.
+    """
+    if installed is None:
+        installed = installed_distributions()
+    pinned = {
+        line.split("=")[0].split(">")[0]
+        for line in constraints_for(packages, environment, extras=extras)
+    }
+    return sorted(
+        f"{name}: installed {version} without a lock pin"
+        for name, version in installed.items()
+        if name not in pinned and name not in NOT_LOCKED
+    )
+
+
 def mismatches(
     packages: Iterable[LockedPackage], installed: Mapping[str, str] | None = None
 ) -> list[str]:
     """Installed distributions whose version differs from the lock (local tags ignored)."""
     if installed is None:
-        installed = {
-            normalize_name(dist.metadata["Name"]): dist.version
-            for dist in importlib.metadata.distributions()
-        }
+        installed = installed_distributions()
     locked: dict[str, set[str]] = {}
     for package in packages:
         locked.setdefault(package.normalized_name, set()).add(Version(package.version).public)
@@ -130,6 +181,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("lock", type=Path, help="path to poetry.lock")
     parser.add_argument("-o", "--output", type=Path, help="write constraints here (default stdout)")
     parser.add_argument("--skip", action="append", default=[], help="package to leave out")
+    parser.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        help="an extra the project is installed with (repeatable); its packages get pinned",
+    )
     parser.add_argument("--version-of", help="print the locked version of one package")
     parser.add_argument(
         "--verify", action="store_true", help="fail if an installed package differs from the lock"
@@ -140,13 +197,13 @@ def main(argv: list[str] | None = None) -> int:
         print(version_of(packages, args.version_of))
         return 0
     if args.verify:
-        problems = mismatches(packages)
+        problems = mismatches(packages) + uncovered(packages, extras=args.extra)
         for problem in problems:
             print(problem, file=sys.stderr)
         if not problems:
             print(f"all installed distributions match {args.lock}")
         return 1 if problems else 0
-    text = "\n".join(constraints_for(packages, skip=args.skip)) + "\n"
+    text = "\n".join(constraints_for(packages, skip=args.skip, extras=args.extra)) + "\n"
     if args.output:
         args.output.write_text(text, encoding="utf-8")
     else:

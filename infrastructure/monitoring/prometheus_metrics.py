@@ -10,14 +10,14 @@ builds its service.
 from __future__ import annotations
 
 from collections import Counter as CountOf
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 
 from prometheus_client import Counter, Gauge, Histogram
 
 from application.monitoring.serving_monitor import error_kind
-from domain.monitoring.drift import FeatureDrift
+from domain.monitoring.drift import FeatureDrift, MissingDrift
 
 MODEL_LABELS = ("model", "version")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -36,6 +36,9 @@ class _Families:
     drifted_share: Gauge
     prediction_drift: Gauge
     cache_lookups: Counter
+    missing_values: Counter
+    missing_rate: Gauge
+    missing_reference: Gauge
 
 
 @cache
@@ -99,6 +102,23 @@ def _families() -> _Families:
             "Response-cache lookups, one per text, by result (hit or miss)",
             [*MODEL_LABELS, "result"],
         ),
+        missing_values=Counter(
+            "mlops_feature_missing_values",
+            "Values served as missing (null), per feature; the model's imputers filled them",
+            [*MODEL_LABELS, "feature"],
+        ),
+        missing_rate=Gauge(
+            "mlops_feature_missing_rate",
+            "Share of the recent window's rows that had no value for the feature",
+            [*MODEL_LABELS, "feature"],
+            multiprocess_mode="mostrecent",
+        ),
+        missing_reference=Gauge(
+            "mlops_feature_missing_reference_rate",
+            "Share of training rows that had no value for the feature",
+            [*MODEL_LABELS, "feature"],
+            multiprocess_mode="mostrecent",
+        ),
     )
 
 
@@ -158,3 +178,15 @@ class PrometheusServingMetrics:
             lookups.labels(self._model, self._version, "hit").inc(hits)
         if misses:
             lookups.labels(self._model, self._version, "miss").inc(misses)
+
+    def record_missing(self, counts: Mapping[str, int]) -> None:
+        for feature, count in counts.items():
+            self._families.missing_values.labels(self._model, self._version, feature).inc(count)
+
+    def set_missing_rates(self, missing: Sequence[MissingDrift]) -> None:
+        families, model, version = self._families, self._model, self._version
+        for result in missing:
+            families.missing_rate.labels(model, version, result.feature).set(result.rate)
+            families.missing_reference.labels(model, version, result.feature).set(
+                result.reference_rate
+            )

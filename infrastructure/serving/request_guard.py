@@ -1,9 +1,13 @@
-"""ASGI middleware in front of a service's API routes: body-size limit and request outcomes.
+"""ASGI middleware in front of a service's API routes: body-size limit, one error shape,
+request outcomes, and the service's OpenAPI document.
 
 BentoML turns any exception raised while it reads a body into a 500, so an oversized body
 must be refused here, before the body reaches BentoML. The body is read once (up to the
 limit) and replayed to the app. Every answered API request is reported with its status and
-time, which is how rejected requests (400, 413, 429, 503) reach the error metrics.
+time, which is how rejected requests (400, 413, 429, 503) reach the error metrics. Error
+bodies from any layer (pydantic, BentoML, Starlette) are rewritten into the one shape the
+OpenAPI document declares (``infrastructure.serving.openapi``), and ``/docs.json`` answers
+with that document instead of BentoML's.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 RequestObserver = Callable[[str, int, float], None]
+OpenApiDocument = Callable[[], dict[str, Any]]
+ErrorBody = Callable[[int, bytes], bytes]
+DOCS_PATH = "/docs.json"
 
 
 class RequestGuardMiddleware:
@@ -30,28 +37,74 @@ class RequestGuardMiddleware:
         max_body_bytes: int,
         observe: RequestObserver,
         limit_setting: str = "MLOPS_SERVE_MAX_BODY_BYTES",
+        error_body: ErrorBody | None = None,
+        openapi: OpenApiDocument | None = None,
     ) -> None:
         self.app = app
         self.endpoints = endpoints
         self.max_body_bytes = max_body_bytes
         self.observe = observe
         self.limit_setting = limit_setting
+        self.error_body = error_body
+        self.openapi = openapi
+        self._openapi_bytes: bytes | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        endpoint = scope.get("path", "").strip("/") if scope["type"] == "http" else ""
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path == DOCS_PATH and self.openapi is not None and scope.get("method") == "GET":
+            await self._send_json(send, 200, self._document())
+            return
+        endpoint = path.strip("/")
         if endpoint not in self.endpoints:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
         status = 500
+        held_start: Message | None = None
+        held_body: list[bytes] = []
 
         async def observed_send(message: Message) -> None:
-            nonlocal status
+            nonlocal status, held_start
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                if status >= 400 and self.error_body is not None:
+                    held_start = message  # sent with the rewritten body
+                    return
+            elif held_start is not None and message["type"] == "http.response.body":
+                held_body.append(message.get("body", b""))
+                if message.get("more_body", False):
+                    return
+                body = self.error_body(status, b"".join(held_body)) if self.error_body else b""
+                headers = [
+                    (name, value)
+                    for name, value in held_start.get("headers", [])
+                    if name not in (b"content-length", b"content-type")
+                ]
+                await send(
+                    {
+                        **held_start,
+                        "headers": [
+                            *headers,
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
             await send(message)
 
         try:
+            content_type = self._content_type(scope)
+            if content_type is not None:
+                status = 415
+                message = json.dumps(
+                    {"error": f"content-type: expected application/json, got {content_type}"}
+                ).encode()
+                if self.error_body is not None:
+                    message = self.error_body(415, message)
+                await self._send_json(send, 415, message)
+                return
             body = await self._read_body(scope, receive)
             if body is None:
                 status = 413
@@ -70,6 +123,23 @@ class RequestGuardMiddleware:
             await self.app(scope, replay, observed_send)
         finally:
             self.observe(endpoint, status, time.perf_counter() - started)
+
+    @staticmethod
+    def _content_type(scope: Scope) -> str | None:
+        """A declared content type other than JSON, or None when the body may be JSON.
+
+        BentoML reads form and multipart bodies itself, and a multipart body without a
+        boundary made it answer 500; every API here takes JSON, so anything else is a 415.
+        A request without a content type is read as JSON (``curl -X POST .../stats``).
+        """
+        for name, value in scope.get("headers", []):
+            if name == b"content-type":
+                declared = bytes(value).decode("latin-1")
+                media = declared.split(";", 1)[0].strip().lower()
+                if media in ("", "application/json") or media.endswith("+json"):
+                    return None
+                return declared
+        return None
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
         """The whole body, or None once it exceeds the limit (declared or actual size)."""
@@ -95,22 +165,30 @@ class RequestGuardMiddleware:
                 break
         return b"".join(chunks)
 
+    def _document(self) -> bytes:
+        # Built on first request, not at start-up: BentoML builds the service's routes first.
+        if self._openapi_bytes is None:
+            assert self.openapi is not None
+            self._openapi_bytes = json.dumps(self.openapi()).encode()
+        return self._openapi_bytes
+
     async def _payload_too_large(self, send: Send) -> None:
-        payload = json.dumps(
-            {
-                "error": f"request body exceeds the {self.max_body_bytes}-byte limit "
-                f"(setting {self.limit_setting})"
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(payload)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
+        message = (
+            f"request body exceeds the {self.max_body_bytes}-byte limit "
+            f"(setting {self.limit_setting})"
         )
+        payload = json.dumps({"error": message}).encode()
+        if self.error_body is not None:
+            payload = self.error_body(413, payload)
+        await self._send_json(send, 413, payload, close=True)
+
+    @staticmethod
+    async def _send_json(send: Send, status: int, payload: bytes, close: bool = False) -> None:
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+        ]
+        if close:
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})

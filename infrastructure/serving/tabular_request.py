@@ -4,6 +4,11 @@ Pydantic validates every request before it reaches the batching queue, so one ba
 can never fail a batch that holds other clients' rows. Numbers are strict (a string or a
 boolean is not a number) and finite (NaN and infinities are rejected); categories accept
 strings, integers and booleans and are compared as strings, as in training.
+
+Every feature may be ``null``: a missing value, which the stored Pipeline's imputers fill as
+they did in training. A named field that is left out is an error, not a missing value: a
+misspelt or forgotten field would otherwise be imputed silently. Send ``null`` to say
+"unknown".
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ class TabularRequestTypes:
 
 
 def _value_type(kind: FeatureKind) -> Any:
-    return FiniteNumber if kind is FeatureKind.NUMERIC else CategoryValue
+    return (FiniteNumber if kind is FeatureKind.NUMERIC else CategoryValue) | None
 
 
 def _choose_shape(body: Any) -> str:

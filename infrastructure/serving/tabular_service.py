@@ -14,15 +14,18 @@ import pandas as pd
 from pydantic import BaseModel
 
 from application.monitoring.serving_monitor import FeedbackOutcome, ServingStats
-from domain.data.schema import FeatureKind, FeatureSchema
+from domain.data.schema import FeatureKind, FeatureSchema, FeatureSpec
 from domain.monitoring.profile import ReferenceProfile
 from infrastructure.config.settings import ServingSettings
 from infrastructure.serving.client_error_logging import quiet_client_errors
 from infrastructure.serving.service_blueprint import (
     ENDPOINTS,
     JsonResponse,
+    RequestId,
     ServiceBlueprint,
     ServiceState,
+    class_label,
+    endpoint_errors,
     guard_middleware,
     record_feedback,
     service_config,
@@ -67,10 +70,17 @@ class TabularPredictor:
         self.classes: list[str] = [str(c) for c in model.classes_]
 
     def frame(self, rows: list[Row]) -> pd.DataFrame:
+        """Rows as training saw them: numbers as float64 and missing values as NaN.
+
+        A ``null`` category must become NaN, not None: the Pipeline's imputer for object
+        columns matches missing values by ``x != x``, which None does not satisfy.
+        """
         frame = pd.DataFrame.from_records(rows, columns=self._names)
-        for index in self._numeric:
-            name = self._names[index]
-            frame[name] = frame[name].astype("float64")
+        for index, name in enumerate(self._names):
+            if index in self._numeric:
+                frame[name] = frame[name].astype("float64")
+            else:
+                frame[name] = frame[name].astype(object).where(frame[name].notna(), np.nan)
         return frame
 
     def probabilities(self, frame: pd.DataFrame) -> np.ndarray:
@@ -86,15 +96,34 @@ class TabularPredictor:
         return {
             name: value
             for name, value in zip(self._names, row, strict=True)
-            if name in self._known and value not in self._known[name]
+            if name in self._known and value is not None and value not in self._known[name]
         }
 
     def window_values(
         self, frame: pd.DataFrame
-    ) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
+    ) -> tuple[dict[str, np.ndarray], dict[str, list[str | None]]]:
+        """Values for the drift windows: NaN and None mark missing ones."""
         numeric = {self._names[i]: frame[self._names[i]].to_numpy() for i in self._numeric}
-        categorical = {name: frame[name].astype(str).tolist() for name in self._known}
+        categorical = {
+            name: [None if pd.isna(value) else str(value) for value in frame[name]]
+            for name in self._known
+        }
         return numeric, categorical
+
+
+# `metadata` lists at most this many known categories per feature (with the total count), so
+# a high-cardinality column cannot make every metadata call megabytes long.
+MAX_LISTED_CATEGORIES = 50
+
+
+def describe_feature(spec: FeatureSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "kind": spec.kind.value,
+        "nullable": True,
+        "categories": list(spec.categories[:MAX_LISTED_CATEGORIES]),
+        "category_count": len(spec.categories),
+    }
 
 
 def _predictions(
@@ -119,6 +148,7 @@ def build_tabular_service(settings: ServingSettings) -> ServiceBlueprint:
     types = build_request_types(schema, settings.max_instances)
     rows_type = types.rows
     predict_body_type = types.predict_body
+    label_type = class_label(schema.classes)
     state = ServiceState()
 
     class TabularClassifier:
@@ -174,16 +204,13 @@ def build_tabular_service(settings: ServingSettings) -> ServiceBlueprint:
             """Model name, version, alias, training metrics, features and classes."""
             return {
                 **served.describe(),
-                "features": [
-                    {"name": s.name, "kind": s.kind.value, "categories": list(s.categories)}
-                    for s in schema.features
-                ],
+                "features": [describe_feature(spec) for spec in schema.features],
                 "classes": self.predictor.classes,
                 "serving": serving_limits(settings),
             }
 
         @bentoml.api
-        async def feedback(self, request_id: str, label: str) -> FeedbackOutcome:
+        async def feedback(self, request_id: RequestId, label: label_type) -> FeedbackOutcome:  # type: ignore[valid-type]
             """Ground truth for an earlier prediction, by the request_id it returned."""
             return record_feedback(self.monitor, request_id, label)
 
@@ -197,4 +224,5 @@ def build_tabular_service(settings: ServingSettings) -> ServiceBlueprint:
         cls=TabularClassifier,
         config=service_config("tabular_classifier", settings),
         middleware=guard_middleware(ENDPOINTS, settings, state),
+        errors=endpoint_errors(batchable=True),
     )

@@ -7,18 +7,23 @@ string. Annotations are evaluated eagerly (no ``__future__`` import): they name 
 """
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Union
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    GetJsonSchemaHandler,
+    RootModel,
     StringConstraints,
-    model_validator,
+    Tag,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
-from domain.data.text import normalize_text
+from domain.data.text import WHITESPACE_CLASS, normalize_text
 
 
 def _normalized_not_blank(text: str) -> str:
@@ -28,14 +33,27 @@ def _normalized_not_blank(text: str) -> str:
     return normalized
 
 
-class TextsBody(BaseModel):
-    """What ``predict`` reads from its body; the built type adds the limits."""
-
-    text: str | None = None
-    texts: list[str] | None = None
+class TextsBody(RootModel[Any]):
+    """``predict``'s body, whichever shape the client sent; the built type adds the shapes."""
 
     def all_texts(self) -> list[str]:
-        return [self.text] if self.text is not None else list(self.texts or [])
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class NotBlankInSchema:
+    """Says "not blank" in the JSON schema as a pattern (a non-space character somewhere).
+
+    Only the schema gets the pattern: validation keeps the normalizer's own check, whose
+    error says "text is blank" rather than quoting a character class.
+    """
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema["pattern"] = f"[^{WHITESPACE_CLASS}]"
+        return json_schema
 
 
 @dataclass(frozen=True)
@@ -46,26 +64,41 @@ class TextRequestTypes:
     predict_body: type[TextsBody]
 
 
+def _choose_shape(body: Any) -> str:
+    return "texts" if isinstance(body, dict) and "texts" in body else "text"
+
+
 def build_text_request_types(max_chars: int, max_texts: int) -> TextRequestTypes:
     one_text = Annotated[
         str,
         StringConstraints(strict=True, min_length=1, max_length=max_chars),
         AfterValidator(_normalized_not_blank),
+        NotBlankInSchema(),
     ]
     many_texts = Annotated[list[one_text], Field(min_length=1, max_length=max_texts)]
+
+    class OneText(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+
+        text: one_text
+
+    class ManyTexts(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+
+        texts: many_texts
+
+    body = Annotated[
+        Union[Annotated[OneText, Tag("text")], Annotated[ManyTexts, Tag("texts")]],  # noqa: UP007
+        Discriminator(_choose_shape),
+    ]
 
     class PredictRequest(TextsBody):
         """One text as {"text": ...}, or several as {"texts": [...]}."""
 
-        model_config = ConfigDict(extra="forbid", frozen=True)
+        root: body
 
-        text: one_text | None = None
-        texts: many_texts | None = None
-
-        @model_validator(mode="after")
-        def _exactly_one(self) -> "PredictRequest":
-            if (self.text is None) == (self.texts is None):
-                raise ValueError('give exactly one of "text" (one string) or "texts" (a list)')
-            return self
+        def all_texts(self) -> list[str]:
+            root = self.root
+            return [root.text] if isinstance(root, OneText) else list(root.texts)
 
     return TextRequestTypes(texts=many_texts, predict_body=PredictRequest)

@@ -29,8 +29,11 @@ from infrastructure.serving.client_error_logging import quiet_client_errors
 from infrastructure.serving.service_blueprint import (
     ENDPOINTS,
     JsonResponse,
+    RequestId,
     ServiceBlueprint,
     ServiceState,
+    class_label,
+    endpoint_errors,
     guard_middleware,
     record_feedback,
     service_config,
@@ -165,6 +168,7 @@ def build_text_service(settings: TextServingSettings) -> ServiceBlueprint:
     predict_body_type = types.predict_body
     largest_batch = max(settings.max_batch_size, settings.max_instances)
     warmup_sizes = sorted({min(size, largest_batch) for size in settings.warmup_batch_sizes})
+    label_type = class_label(classes)
     state = ServiceState()
 
     class TextClassifier:
@@ -257,7 +261,7 @@ def build_text_service(settings: TextServingSettings) -> ServiceBlueprint:
             }
 
         @bentoml.api
-        async def feedback(self, request_id: str, label: str) -> FeedbackOutcome:
+        async def feedback(self, request_id: RequestId, label: label_type) -> FeedbackOutcome:  # type: ignore[valid-type]
             """Ground truth for an earlier prediction, by the request_id it returned."""
             return record_feedback(self.monitor, request_id, label)
 
@@ -272,4 +276,5 @@ def build_text_service(settings: TextServingSettings) -> ServiceBlueprint:
         cls=TextClassifier,
         config=service_config("text_classifier", settings, resources),
         middleware=guard_middleware(ENDPOINTS, settings, state),
+        errors=endpoint_errors(batchable=settings.batching),
     )

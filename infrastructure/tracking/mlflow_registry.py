@@ -11,6 +11,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from domain.evaluation.classification import held_out_metrics
 from domain.models.version import ModelVersionInfo
 from domain.ports import Classifier
 from shared.errors import ModelNotFoundError
@@ -36,12 +37,7 @@ class MlflowModelRegistry:
         metrics: dict[str, float] = {}
         if run_id:
             try:
-                run_metrics = self._client.get_run(run_id).data.metrics
-                metrics = {
-                    key.removeprefix("best."): value
-                    for key, value in run_metrics.items()
-                    if key.startswith("best.")
-                }
+                metrics = held_out_metrics(self._client.get_run(run_id).data.metrics)
             except MlflowException:
                 metrics = {}
         return ModelVersionInfo(

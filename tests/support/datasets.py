@@ -9,7 +9,8 @@ import pandas as pd
 
 
 def write_mixed_csv(path: Path, rows: int = 400, seed: int = 3) -> None:
-    """A churn table: numbers, categories, missing values."""
+    """A churn table: numbers, categories, missing values, and two identifier columns
+    (a row number and unique names) that feature inference must leave out."""
     rng = np.random.default_rng(seed)
     income = rng.normal(50, 15, rows)
     plan = rng.choice(["basic", "plus", "pro"], rows)
@@ -18,7 +19,15 @@ def write_mixed_csv(path: Path, rows: int = 400, seed: int = 3) -> None:
     score = income / 10 + (plan == "pro") * 4 + (plan == "plus") * 2 - tenure / 20
     churn = np.where(score + rng.normal(0, 0.5, rows) > 6.5, "stays", "leaves")
     frame = pd.DataFrame(
-        {"income": income, "plan": plan, "region": region, "tenure_months": tenure, "churn": churn}
+        {
+            "customer_id": np.arange(1, rows + 1),
+            "customer_name": [f"Customer {i:05d}" for i in rng.permutation(rows)],
+            "income": income,
+            "plan": plan,
+            "region": region,
+            "tenure_months": tenure,
+            "churn": churn,
+        }
     )
     frame.loc[rng.choice(rows, 30, replace=False), "income"] = np.nan
     frame.loc[rng.choice(rows, 25, replace=False), "region"] = None

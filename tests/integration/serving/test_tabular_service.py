@@ -91,7 +91,7 @@ BAD_CLASSIFY: list[tuple[str, bytes, int, str]] = [
     ("boolean for a number", b'{"rows": [[5.1, true, 1.4, 0.2]]}', 400, "valid number"),
     ("NaN", b'{"rows": [[NaN, 3.5, 1.4, 0.2]]}', 400, "finite number"),
     ("infinity", b'{"rows": [[1e999, 3.5, 1.4, 0.2]]}', 400, "finite number"),
-    ("null", b'{"rows": [[null, 3.5, 1.4, 0.2]]}', 400, "valid number"),
+    ("null row", b'{"rows": [null]}', 400, "rows"),
     ("too few values", b'{"rows": [[5.1, 3.5, 1.4]]}', 400, "rows"),
     ("too many values", b'{"rows": [[5.1, 3.5, 1.4, 0.2, 9]]}', 400, "at most 4 items"),
     ("empty rows", b'{"rows": []}', 400, "at least 1 item"),

@@ -155,14 +155,19 @@ def test_feedback_scores_predictions_once(client: TestClient) -> None:
     prediction = client.post("/classify", json={"texts": [POSITIVE]}).json()[0]
     request_id = prediction["request_id"]
     unknown_label = client.post("/feedback", json={"request_id": request_id, "label": "neutral"})
-    assert unknown_label.status_code == 400 and "neutral" in unknown_label.text
+    assert unknown_label.status_code == 400
+    assert unknown_label.json()["detail"][0]["loc"] == ["label"]
+    assert "negative" in unknown_label.text and "positive" in unknown_label.text
     outcome = client.post("/feedback", json={"request_id": request_id, "label": "positive"})
     assert outcome.status_code == 200, outcome.text
     assert outcome.json()["correct"] is (prediction["label"] == "positive")
     again = client.post("/feedback", json={"request_id": request_id, "label": "positive"})
     assert again.status_code == 404
-    missing = client.post("/feedback", json={"request_id": "nope", "label": "positive"})
+    missing = client.post("/feedback", json={"request_id": "0" * 32, "label": "positive"})
     assert missing.status_code == 404
+    malformed = client.post("/feedback", json={"request_id": "nope", "label": "positive"})
+    assert malformed.status_code == 400
+    assert malformed.json()["detail"][0]["loc"] == ["request_id"]
 
 
 def test_concurrent_requests_form_batches_larger_than_one(client: TestClient) -> None:

@@ -62,6 +62,10 @@ def test_iris_trains_registers_challenger_and_stores_labelled_model(
     client = MlflowClient(container.settings.tracking_uri)
     version = client.get_model_version_by_alias("iris-it", "challenger")
     assert str(version.version) == "1"
+    # `mlops models` shows what the registry reads back: the winner's held-out metrics.
+    listed = container.registry.list_versions("iris-it")[0].metrics
+    assert listed["accuracy"] == pytest.approx(outcome.winner.report.accuracy)  # type: ignore[attr-defined]
+    assert listed["macro_f1"] == pytest.approx(outcome.winner.report.macro_f1)  # type: ignore[attr-defined]
     with pytest.raises(Exception, match="champion"):
         client.get_model_version_by_alias("iris-it", "champion")
 
@@ -189,6 +193,8 @@ def test_unseen_mixed_csv_trains_end_to_end_from_config_only(tmp_path: Path) -> 
     result = CliRunner().invoke(app, ["train", str(config)], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "gate PASSED" in result.output
+    assert "customer_name: left out of the features" in result.output
+    assert "400 distinct of 400 rows" in result.output
 
     stored = bentoml.models.get(bentoml.models.list("churn-classifier")[0].tag)
     schema: Any = dict(stored.info.metadata)["feature_schema"]
@@ -238,6 +244,16 @@ def test_cli_validate_exits_by_gate_and_promote_refuses_weak(tmp_path: Path) -> 
         (
             {"candidates": [{"estimator": "random_forest", "params": {"n_estimators": "many"}}]},
             "candidates.0.params",
+        ),
+        (
+            {
+                "dataset": {
+                    "source": "iris",
+                    "numeric_features": ["sepal_length_cm"],
+                    "categorical_features": ["sepal_length_cm"],
+                }
+            },
+            "dataset.numeric_features and dataset.categorical_features",
         ),
     ],
 )

@@ -39,10 +39,14 @@ def test_smoke_config_fine_tunes_registers_stores_and_predicts(tmp_path: Path) -
 
     client = MlflowClient(container.settings.tracking_uri)
     run = client.get_run(outcome.run_id)
-    assert {"test_accuracy", "train_loss", "val_accuracy", "peak_memory_mb"} <= set(
+    assert {"best.accuracy", "train_loss", "val_accuracy", "peak_memory_mb"} <= set(
         run.data.metrics
     )
     assert "behaviour.invariance_pass_rate" in run.data.metrics
+    # `mlops models` shows what the registry reads back: the same names as for tabular models.
+    listed = container.registry.list_versions("sst2-smoke")[0].metrics
+    assert listed["accuracy"] == pytest.approx(outcome.report.accuracy)
+    assert listed["macro_f1"] == pytest.approx(outcome.report.macro_f1)
     history = client.get_metric_history(outcome.run_id, "train_loss")
     assert len(history) >= 2, "a loss curve, not a single point"
     artifacts = {a.path for a in client.list_artifacts(outcome.run_id)}

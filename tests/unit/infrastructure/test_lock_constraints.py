@@ -9,6 +9,7 @@ from infrastructure.dependencies.lock_constraints import (
     main,
     mismatches,
     read_lock,
+    uncovered,
     version_of,
 )
 from tests.conftest import REPO_ROOT
@@ -42,6 +43,20 @@ name = "pytest"
 version = "8.4.0"
 groups = ["dev"]
 markers = {main = "python_version >= \\"3.99\\"", dev = "sys_platform == \\"linux\\""}
+
+[[package]]
+name = "coverage"
+version = "7.17.4"
+optional = true
+groups = ["main"]
+markers = "extra == \\"dev\\""
+
+[[package]]
+name = "colorama"
+version = "0.4.6"
+optional = true
+groups = ["main"]
+markers = "extra == \\"dev\\" and sys_platform == \\"win32\\""
 
 [metadata]
 lock-version = "2.1"
@@ -101,7 +116,42 @@ def test_cli_writes_constraints_file(lock_file: Path, tmp_path: Path) -> None:
     assert "flask-login==0.6.3" in out.read_text().splitlines()
 
 
+def test_extra_only_packages_are_pinned_when_their_extra_is_installed(lock_file: Path) -> None:
+    packages = read_lock(lock_file)
+
+    base = constraints_for(packages, LINUX)
+    with_dev = constraints_for(packages, LINUX, extras=["dev"])
+
+    assert not any(line.startswith("coverage") for line in base)
+    assert "coverage==7.17.4" in with_dev
+    assert not any(line.startswith("colorama") for line in with_dev), "win32 only"
+    assert "colorama==0.4.6" in constraints_for(packages, WINDOWS, extras=["dev"])
+
+
+def test_uncovered_names_installed_packages_the_constraints_left_to_the_index(
+    lock_file: Path,
+) -> None:
+    packages = read_lock(lock_file)
+    installed = {"coverage": "7.17.5", "flask-login": "0.6.3", "left-pad": "1.0", "pip": "26.3"}
+
+    assert uncovered(packages, installed, LINUX) == [
+        "coverage: installed 7.17.5 without a lock pin",
+        "left-pad: installed 1.0 without a lock pin",
+    ]
+    assert uncovered(packages, installed, LINUX, extras=["dev"]) == [
+        "left-pad: installed 1.0 without a lock pin"
+    ]
+
+
+def test_cli_pins_the_extras_it_is_given(lock_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "constraints.txt"
+    assert main([str(lock_file), "--extra", "dev", "-o", str(out)]) == 0
+    assert "coverage==7.17.4" in out.read_text().splitlines()
+
+
 def test_the_project_lock_pins_torch_2_13_and_matches_this_environment() -> None:
     packages = read_lock(REPO_ROOT / "poetry.lock")
     assert version_of(packages, "torch").startswith("2.13.")
     assert mismatches(packages) == []
+    # Every installed package came from a constraint `make install` wrote, none from the index.
+    assert uncovered(packages, extras=["dev"]) == []

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pytest
 
 from application.monitoring.serving_monitor import ServingMonitor, error_kind
-from domain.monitoring.drift import DriftConfig, FeatureDrift
+from domain.monitoring.drift import DriftConfig, FeatureDrift, MissingDrift
 from domain.monitoring.feedback import RollingAccuracy
 from domain.monitoring.profile import CategoricalProfile, ReferenceProfile, profile_numeric
 from shared.errors import InvalidInputError, UnknownPredictionError
@@ -21,6 +21,8 @@ class RecordingMetrics:
         self.accuracy: float | None = None
         self.drift: tuple[list[FeatureDrift], float, FeatureDrift | None] | None = None
         self.cache: list[tuple[int, int]] = []
+        self.missing: dict[str, int] = {}
+        self.missing_rates: dict[str, float] = {}
 
     def record_predictions(
         self, endpoint: str, predicted: Sequence[str], confidences: Sequence[float]
@@ -43,6 +45,13 @@ class RecordingMetrics:
 
     def record_cache(self, hits: int, misses: int) -> None:
         self.cache.append((hits, misses))
+
+    def record_missing(self, counts: Mapping[str, int]) -> None:
+        for feature, count in counts.items():
+            self.missing[feature] = self.missing.get(feature, 0) + count
+
+    def set_missing_rates(self, missing: Sequence[MissingDrift]) -> None:
+        self.missing_rates = {result.feature: result.rate for result in missing}
 
 
 def _monitor(metrics: RecordingMetrics, drift_every: int = 50) -> ServingMonitor:
@@ -151,3 +160,54 @@ def test_cache_lookups_are_counted_in_stats_and_metrics() -> None:
     stats = monitor.stats()
     assert (stats.cache_hits, stats.cache_misses) == (3, 3)
     assert metrics.cache == [(3, 1), (0, 2)]
+
+
+def test_missing_values_are_counted_and_kept_out_of_the_value_windows() -> None:
+    metrics = RecordingMetrics()
+    monitor = _monitor(metrics, drift_every=1000)
+    rows = 100
+    x = RNG.normal(0.0, 1.0, rows)
+    x[:40] = np.nan
+    colours: list[str | None] = [None] * 10 + list(RNG.choice(["red", "blue"], rows - 10))
+    monitor.observe(
+        "classify", {"x": x}, {"colour": colours}, list(RNG.choice(["a", "b"], rows)), [0.8] * rows
+    )
+
+    assert metrics.missing == {"x": 40, "colour": 10}
+    drift = monitor.stats().drift
+    numeric = {d.feature: d for d in drift.features}
+    assert numeric["x"].window == 60, "KS runs on the 60 values present, not on NaN"
+    assert not numeric["x"].drifted
+    gaps = {m.feature: m for m in drift.missing}
+    # Training had no gaps (profile rate 0): any live gap is a change the imputer hides.
+    assert gaps["x"].rate == pytest.approx(0.4) and gaps["x"].reference_rate == 0.0
+    assert gaps["x"].drifted and gaps["colour"].drifted
+    assert metrics.missing_rates == {"x": pytest.approx(0.4), "colour": pytest.approx(0.1)}
+
+
+def test_a_missing_rate_like_trainings_is_not_drift() -> None:
+    from domain.monitoring.drift import missing_drift
+
+    config = DriftConfig()
+    assert not missing_drift("age", 0.2, 21, 100, config).drifted
+    assert missing_drift("age", 0.2, 45, 100, config).drifted
+    assert not missing_drift("age", 0.0, 0, 100, config).drifted
+    assert not missing_drift("age", 0.0, 3, 10, config).drifted, "below min_window"
+
+
+def test_a_window_of_only_missing_values_is_not_scored_for_drift() -> None:
+    metrics = RecordingMetrics()
+    monitor = _monitor(metrics, drift_every=1000)
+    rows = 300
+    monitor.observe(
+        "classify",
+        {"x": np.full(rows, np.nan)},
+        {"colour": [None] * rows},
+        ["a"] * rows,
+        [0.9] * rows,
+    )
+
+    drift = monitor.stats().drift
+
+    assert drift.features == [], "nothing arrived to compare"
+    assert {m.feature: m.rate for m in drift.missing} == {"x": 1.0, "colour": 1.0}

@@ -77,3 +77,49 @@ def test_stratified_split_keeps_class_shares_and_is_seeded() -> None:
 def test_stratified_split_rejects_singleton_classes() -> None:
     with pytest.raises(DataError, match="class 'b' has 1 row"):
         split_indices(pd.Series(["a", "a", "a", "b"]), 0.5, seed=0, stratify=True)
+
+
+def _passengers(rows: int = 60) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(
+        {
+            "passenger_id": np.arange(1, rows + 1),
+            "order_no": np.arange(rows) * 7 + 100_003,
+            "name": [f"Passenger {i}, Mr" for i in range(rows - 2)] + ["Twin, Mr", "Twin, Mr"],
+            "fare": rng.uniform(5, 80, rows),
+            "embarked": rng.choice(["S", "C", "Q"], rows),
+            "survived": rng.choice(["no", "yes"], rows),
+        }
+    )
+
+
+def test_identifier_like_columns_are_left_out_with_the_reason() -> None:
+    schema = infer_feature_schema(_passengers(), "survived")
+
+    assert schema.names == ["fare", "embarked"], "unique floats are measurements, kept"
+    reasons = {column.name: column.reason for column in schema.excluded}
+    assert reasons["name"] == "59 distinct of 60 rows"
+    assert "row index" in reasons["passenger_id"]
+    assert "sequence number" in reasons["order_no"]
+
+
+def test_explicit_feature_lists_keep_identifier_like_columns() -> None:
+    schema = infer_feature_schema(_passengers(), "survived", numeric=["passenger_id", "fare"])
+
+    assert schema.numeric == ["passenger_id", "fare"]
+    # The rest is still inferred, so the other identifiers stay out.
+    assert schema.categorical == ["embarked"]
+    assert {column.name for column in schema.excluded} == {"order_no", "name"}
+
+
+def test_quality_report_warns_about_each_left_out_identifier() -> None:
+    from domain.data.quality import Severity, assess_quality
+
+    frame = _passengers()
+    report = assess_quality(frame, infer_feature_schema(frame, "survived"))
+
+    warnings = {i.column: i for i in report.issues if i.check == "identifier"}
+    assert set(warnings) == {"passenger_id", "order_no", "name"}
+    assert warnings["name"].severity is Severity.WARNING
+    assert "59 distinct of 60 rows" in warnings["name"].message
+    assert report.passed

@@ -1,14 +1,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
+from infrastructure.serving.openapi import error_body
 from infrastructure.serving.request_guard import Message, RequestGuardMiddleware
 
 
 class EchoApp:
-    def __init__(self) -> None:
+    def __init__(self, status: int = 200, content_type: bytes = b"application/json") -> None:
         self.called = False
+        self.status = status
+        self.content_type = content_type
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         self.called = True
@@ -18,20 +22,29 @@ class EchoApp:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": body})
+        headers = [(b"content-type", self.content_type), (b"allow", b"POST")]
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        # Sent in two parts, as streaming responses are.
+        await send({"type": "http.response.body", "body": body[:3], "more_body": True})
+        await send({"type": "http.response.body", "body": body[3:]})
 
 
 def _call(
-    chunks: list[bytes], headers: list[tuple[bytes, bytes]], path: str = "/classify"
+    chunks: list[bytes],
+    headers: list[tuple[bytes, bytes]],
+    path: str = "/classify",
+    app: EchoApp | None = None,
+    method: str = "POST",
 ) -> tuple[EchoApp, list[Message], list[tuple[str, int, float]]]:
-    app = EchoApp()
+    app = app or EchoApp()
     observed: list[tuple[str, int, float]] = []
     guard = RequestGuardMiddleware(
         app,
         endpoints=frozenset({"classify"}),
         max_body_bytes=10,
         observe=lambda *event: observed.append(event),
+        error_body=error_body,
+        openapi=lambda: {"openapi": "3.1.0", "paths": {}},
     )
     pending = [
         {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
@@ -45,21 +58,23 @@ def _call(
     async def send(message: Message) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "path": path, "headers": headers}
+    scope = {"type": "http", "path": path, "headers": headers, "method": method}
     asyncio.run(guard(scope, receive, send))
     return app, sent, observed
 
 
 def test_small_chunked_body_reaches_the_app_whole() -> None:
     app, sent, observed = _call([b"12345", b"678"], [])
-    assert app.called and sent[1]["body"] == b"12345678"
+    assert app.called and b"".join(m.get("body", b"") for m in sent[1:]) == b"12345678"
     assert observed[0][:2] == ("classify", 200)
 
 
 def test_declared_oversize_is_refused_before_the_app() -> None:
     app, sent, observed = _call([b"x" * 5], [(b"content-length", b"11")])
     assert not app.called
-    assert sent[0]["status"] == 413 and b"10-byte limit" in sent[1]["body"]
+    assert sent[0]["status"] == 413
+    body = json.loads(sent[1]["body"])
+    assert "10-byte limit" in body["error"] and body["detail"][0]["type"] == "payload_too_large"
     assert observed[0][:2] == ("classify", 413)
 
 
@@ -71,3 +86,68 @@ def test_undeclared_oversize_is_refused_while_reading() -> None:
 def test_other_paths_pass_through_unobserved() -> None:
     app, sent, observed = _call([b"x" * 50], [], path="/metrics")
     assert app.called and sent[0]["status"] == 200 and observed == []
+
+
+def _json_body(sent: list[Message]) -> dict[str, object]:
+    start = sent[0]
+    body = b"".join(m.get("body", b"") for m in sent[1:])
+    headers = dict(start["headers"])
+    assert headers[b"content-type"] == b"application/json"
+    assert headers[b"content-length"] == str(len(body)).encode()
+    parsed: dict[str, object] = json.loads(body)
+    return parsed
+
+
+def test_error_bodies_of_any_layer_get_the_declared_shape() -> None:
+    # Starlette's plain-text 405 keeps its status and Allow header, with a JSON body.
+    plain = EchoApp(status=405, content_type=b"text/plain")
+    _, sent, observed = _call([b"no body"], [], app=plain)
+    assert sent[0]["status"] == 405 and (b"allow", b"POST") in sent[0]["headers"]
+    assert _json_body(sent) == {
+        "error": "no body",
+        "detail": [{"loc": [], "msg": "no body", "type": "method_not_allowed"}],
+    }
+    assert observed[0][:2] == ("classify", 405)
+
+
+def test_bentoml_error_arrays_become_details_naming_the_field() -> None:
+    raw = b'[{"error":"label: unknown class \'zz\'"}]'
+    assert json.loads(error_body(400, raw)) == {
+        "error": "label: unknown class 'zz'",
+        "detail": [
+            {"loc": ["body", "label"], "msg": "label: unknown class 'zz'", "type": "invalid_input"}
+        ],
+    }
+
+
+def test_pydantic_errors_keep_loc_and_drop_the_echoed_input() -> None:
+    raw = json.dumps(
+        {
+            "error": "1 validation error for Input",
+            "detail": [
+                {
+                    "type": "missing",
+                    "loc": ["rows", 0, 1],
+                    "msg": "Field required",
+                    "input": "x" * 999,
+                }
+            ],
+        }
+    ).encode()
+    body = json.loads(error_body(400, raw))
+    assert body["detail"] == [{"loc": ["rows", 0, 1], "msg": "Field required", "type": "missing"}]
+
+
+def test_a_body_that_is_not_json_is_refused_with_415_before_the_app() -> None:
+    app, sent, observed = _call([b"--x--"], [(b"content-type", b"multipart/form-data")])
+    assert not app.called and sent[0]["status"] == 415
+    body = _json_body(sent)
+    assert "multipart/form-data" in str(body["error"])
+    assert observed[0][:2] == ("classify", 415)
+    json_with_charset = [(b"content-type", b"application/json; charset=utf-8")]
+    assert _call([b"{}"], json_with_charset)[0].called
+
+
+def test_the_openapi_document_is_served_by_the_guard() -> None:
+    app, sent, _ = _call([], [], path="/docs.json", method="GET")
+    assert not app.called and json.loads(sent[1]["body"]) == {"openapi": "3.1.0", "paths": {}}

@@ -58,3 +58,15 @@ def test_predict_errors_name_the_feature() -> None:
     with pytest.raises(ValidationError) as error:
         TYPES.predict_body.model_validate({"plan": "a"})
     assert "petal length (cm)" in str(error.value)
+
+
+def test_null_is_a_missing_value_for_every_feature_but_omission_is_an_error() -> None:
+    rows = TypeAdapter(TYPES.rows)
+    assert rows.validate_json('[[null, "a"], [1, null]]') == [(None, "a"), (1.0, None)]
+    parsed = TYPES.predict_body.model_validate({"petal length (cm)": None, "plan": None})
+    assert instances_of(parsed, TYPES.field_names) == [(None, None)]
+    with pytest.raises(ValidationError, match="plan"):
+        TYPES.predict_body.model_validate({"petal length (cm)": None})
+    for non_finite in ('[[NaN, "a"]]', '[[1e999, "a"]]', "[[Infinity, null]]"):
+        with pytest.raises(ValidationError, match="finite"):
+            rows.validate_json(non_finite)
