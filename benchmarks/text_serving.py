@@ -209,9 +209,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import bentoml
 
+    from infrastructure.store.bento_model_store import stored_contract
+
     stored = bentoml.models.get(tag)
     model_path = Path(stored.path)
-    max_length = int(str(stored.info.metadata["max_length"]))
+    max_length = stored_contract(stored).max_length or 0
     sentences = load_sentences()
     print(f"serving {MODEL} v{version} ({tag}), max_length {max_length}, from {home}")
     print(f"{len(sentences)} unique SST-2 sentences, one per request", flush=True)

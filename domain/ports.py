@@ -13,6 +13,7 @@ import pandas as pd
 from domain.data.fingerprint import DatasetFingerprint
 from domain.data.schema import FeatureSchema
 from domain.evaluation.classification import ClassificationReport
+from domain.models.contract import ServingContract
 from domain.models.version import ModelVersionInfo
 from domain.monitoring.drift import FeatureDrift, MissingDrift
 
@@ -118,9 +119,9 @@ class ModelStore(Protocol):
         name: str,
         model: Classifier,
         labels: Mapping[str, str],
-        metadata: Mapping[str, Any],
+        contract: ServingContract,
     ) -> str:
-        """Save into the serving store; returns the stored tag (name:version)."""
+        """Save into the serving store with its contract; returns the tag (name:version)."""
         ...
 
     def save_text_model(
@@ -128,7 +129,7 @@ class ModelStore(Protocol):
         name: str,
         model_dir: Path,
         labels: Mapping[str, str],
-        metadata: Mapping[str, Any],
+        contract: ServingContract,
     ) -> str:
         """Save a transformers folder (weights + tokenizer) into the serving store."""
         ...

@@ -3,6 +3,7 @@ saved in the serving store, so services, `mlops models` and MLflow can find each
 
 from __future__ import annotations
 
+from domain.models.contract import GateRecord, Task
 from domain.models.policy import GateDecision
 from domain.models.version import ModelVersionInfo
 from domain.ports import ExperimentTracker, ModelRegistry
@@ -10,7 +11,7 @@ from shared.types import CHALLENGER
 
 
 def store_labels(
-    run_id: str, registered: ModelVersionInfo, dataset_sha256: str, task: str
+    run_id: str, registered: ModelVersionInfo, dataset_sha256: str, task: Task
 ) -> dict[str, str]:
     """Labels of a newly stored model: it starts as the challenger."""
     return {
@@ -23,8 +24,8 @@ def store_labels(
     }
 
 
-def gate_metadata(gate: GateDecision) -> dict[str, object]:
-    return {"metric": gate.metric, "threshold": gate.threshold, "value": gate.value}
+def gate_record(gate: GateDecision) -> GateRecord:
+    return GateRecord(metric=gate.metric, threshold=gate.threshold, value=gate.value)
 
 
 def link_stored_model(

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from application.training.jobs import TabularJobConfig
-from application.training.registration import gate_metadata, link_stored_model, store_labels
+from application.training.registration import gate_record, link_stored_model, store_labels
 from domain.data.fingerprint import DatasetFingerprint, fingerprint_frame
 from domain.data.quality import QualityReport, assess_quality
 from domain.data.schema import FeatureSchema, infer_feature_schema, prepare_features
@@ -20,6 +20,7 @@ from domain.evaluation.classification import (
     classification_report,
     held_out_metric_keys,
 )
+from domain.models.contract import TABULAR_TASK, ServingContract
 from domain.models.policy import GateDecision, evaluate_gate
 from domain.models.version import ModelVersionInfo
 from domain.monitoring.profile import build_reference_profile
@@ -182,17 +183,18 @@ def train_tabular(
         stored_tag = store.save_classifier(
             job.registered_model_name,
             models[winner.name],
-            labels=store_labels(run_id, registered, fingerprint.short, "tabular-classification"),
-            metadata={
-                "metrics": winner.report.metrics(),
-                "candidate": winner.name,
-                "estimator": winner.estimator,
-                "feature_schema": schema.model_dump(mode="json"),
-                "classes": list(schema.classes),
-                "reference_profile": profile.model_dump(mode="json"),
-                "dataset_fingerprint": fingerprint.model_dump(mode="json"),
-                "gate": gate_metadata(gate),
-            },
+            labels=store_labels(run_id, registered, fingerprint.short, TABULAR_TASK),
+            contract=ServingContract(
+                task=TABULAR_TASK,
+                classes=schema.classes,
+                metrics=winner.report.metrics(),
+                reference_profile=profile,
+                gate=gate_record(gate),
+                feature_schema=schema,
+                candidate=winner.name,
+                estimator=winner.estimator,
+                dataset_fingerprint=fingerprint,
+            ),
         )
         link_stored_model(registry, tracker, registered, stored_tag)
 

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from application.training.jobs import TextJobConfig
-from application.training.registration import gate_metadata, link_stored_model, store_labels
+from application.training.registration import gate_record, link_stored_model, store_labels
 from domain.data.fingerprint import DatasetFingerprint, fingerprint_frame
 from domain.data.split import split_indices
 from domain.data.text import LabelEncoding, clean_texts, label_encoding, text_reference_profile
@@ -26,6 +26,7 @@ from domain.evaluation.classification import (
     classification_report,
     held_out_metric_keys,
 )
+from domain.models.contract import TEXT_TASK, ServingContract
 from domain.models.policy import GateDecision, evaluate_gate
 from domain.models.version import ModelVersionInfo
 from domain.ports import (
@@ -222,19 +223,19 @@ def train_text(
         stored_tag = store.save_text_model(
             job.registered_model_name,
             fit.model_dir,
-            labels=store_labels(
-                run_id, registered, fingerprints["train"].short, "text-classification"
+            labels=store_labels(run_id, registered, fingerprints["train"].short, TEXT_TASK),
+            contract=ServingContract(
+                task=TEXT_TASK,
+                classes=tuple(classes),
+                metrics=metrics,
+                reference_profile=profile,
+                gate=gate_record(gate),
+                max_length=job.max_length,
+                base_model=job.base_model,
+                method=job.method,
+                dataset_fingerprint=fingerprints["train"],
+                training=run_figures,
             ),
-            metadata={
-                "metrics": metrics,
-                "classes": classes,
-                "max_length": job.max_length,
-                "base_model": job.base_model,
-                "method": job.method,
-                "reference_profile": profile.model_dump(mode="json"),
-                "gate": gate_metadata(gate),
-                "training": run_figures,
-            },
         )
         link_stored_model(registry, tracker, registered, stored_tag)
     return TextTrainingOutcome(

@@ -8,8 +8,14 @@ from typing import Any
 
 import bentoml
 
+from domain.models.contract import ServingContract
 from infrastructure.config.settings import ServingSettings
-from infrastructure.store.bento_model_store import ALIAS_LABEL, VERSION_LABEL, BentoModelStore
+from infrastructure.store.bento_model_store import (
+    ALIAS_LABEL,
+    VERSION_LABEL,
+    BentoModelStore,
+    stored_contract,
+)
 from shared.errors import ModelNotFoundError
 
 
@@ -20,19 +26,23 @@ class ServedModel:
     version: str
     alias: str
     labels: dict[str, str]
-    metadata: dict[str, Any]
+    contract: ServingContract
 
     def describe(self) -> dict[str, Any]:
+        contract = self.contract
         return {
             "model_name": self.name,
             "model_version": self.version,
             "alias": self.alias,
             "bentoml_tag": self.tag,
             "mlflow_run_id": self.labels.get("mlflow_run_id"),
-            "metrics": self.metadata.get("metrics", {}),
-            "estimator": self.metadata.get("estimator"),
-            "gate": self.metadata.get("gate"),
-            "dataset_fingerprint": self.metadata.get("dataset_fingerprint"),
+            "task": contract.task,
+            "metrics": contract.metrics,
+            "estimator": contract.estimator,
+            "gate": contract.gate.model_dump(),
+            "dataset_fingerprint": (
+                contract.dataset_fingerprint.model_dump() if contract.dataset_fingerprint else None
+            ),
         }
 
 
@@ -61,5 +71,5 @@ def resolve_served_model(settings: ServingSettings) -> ServedModel:
         version=labels.get(VERSION_LABEL, stored.tag.version or ""),
         alias=labels.get(ALIAS_LABEL, ""),
         labels=labels,
-        metadata=dict(stored.info.metadata),
+        contract=stored_contract(stored),
     )

@@ -15,7 +15,6 @@ from pydantic import BaseModel
 
 from application.monitoring.serving_monitor import FeedbackOutcome, ServingStats
 from domain.data.schema import FeatureKind, FeatureSchema, FeatureSpec
-from domain.monitoring.profile import ReferenceProfile
 from infrastructure.config.settings import ServingSettings
 from infrastructure.serving.client_error_logging import quiet_client_errors
 from infrastructure.serving.service_blueprint import (
@@ -34,6 +33,7 @@ from infrastructure.serving.service_blueprint import (
 )
 from infrastructure.serving.stored_model import ServedModel, resolve_served_model
 from infrastructure.serving.tabular_request import Row, build_request_types, instances_of
+from shared.errors import ModelNotFoundError
 
 
 class RowPrediction(BaseModel):
@@ -143,8 +143,12 @@ def _predictions(
 
 def build_tabular_service(settings: ServingSettings) -> ServiceBlueprint:
     served = resolve_served_model(settings)
-    schema = FeatureSchema.model_validate(served.metadata["feature_schema"])
-    profile = ReferenceProfile.model_validate(served.metadata["reference_profile"])
+    if served.contract.feature_schema is None:
+        raise ModelNotFoundError(
+            f"{served.tag} is a {served.contract.task} model; serve it with the text service"
+        )
+    schema: FeatureSchema = served.contract.feature_schema
+    profile = served.contract.reference_profile
     types = build_request_types(schema, settings.max_instances)
     rows_type = types.rows
     predict_body_type = types.predict_body

@@ -22,7 +22,6 @@ from pydantic import BaseModel
 from application.inference.prediction_cache import PredictionCache
 from application.monitoring.serving_monitor import FeedbackOutcome, ServingMonitor, ServingStats
 from domain.data.text import TEXT_LENGTH_FEATURE
-from domain.monitoring.profile import ReferenceProfile
 from infrastructure.config.settings import TextServingSettings
 from infrastructure.ml.text.classifier import TransformersTextClassifier
 from infrastructure.serving.client_error_logging import quiet_client_errors
@@ -43,6 +42,7 @@ from infrastructure.serving.service_blueprint import (
 from infrastructure.serving.stored_model import ServedModel, resolve_served_model
 from infrastructure.serving.text_request import TextsBody, build_text_request_types
 from infrastructure.serving.warmup import Warmup
+from shared.errors import ModelNotFoundError
 
 # Measured on 2 CPU cores over SST-2 sentences (README, "Serve (text)"): length-sorted passes
 # of at most 256 padded tokens served 277-355 texts/s at batch 64, passes of 8 texts 220-306
@@ -158,11 +158,15 @@ def forward_plan(settings: TextServingSettings, device: str) -> ForwardPlan:
 
 def build_text_service(settings: TextServingSettings) -> ServiceBlueprint:
     served = resolve_served_model(settings)
-    metadata = served.metadata
-    classes = [str(c) for c in metadata["classes"]]
-    max_length = int(metadata["max_length"])
-    base_model = str(metadata.get("base_model", ""))
-    profile = ReferenceProfile.model_validate(metadata["reference_profile"])
+    contract = served.contract
+    if contract.max_length is None:
+        raise ModelNotFoundError(
+            f"{served.tag} is a {contract.task} model; serve it with the tabular service"
+        )
+    classes = list(contract.classes)
+    max_length = contract.max_length
+    base_model = contract.base_model or ""
+    profile = contract.reference_profile
     types = build_text_request_types(settings.max_text_chars, settings.max_instances)
     texts_type = types.texts
     predict_body_type = types.predict_body
@@ -240,7 +244,7 @@ def build_text_service(settings: TextServingSettings) -> ServiceBlueprint:
             return {
                 **served.describe(),
                 "base_model": base_model,
-                "method": metadata.get("method"),
+                "method": contract.method,
                 "max_length": max_length,
                 "classes": classes,
                 "device": self.predictor.classifier.device,

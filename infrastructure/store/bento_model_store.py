@@ -9,11 +9,20 @@ from typing import Any
 
 import bentoml
 
+from domain.models.contract import ServingContract
 from domain.ports import Classifier
 from shared.errors import ModelNotFoundError
 
 ALIAS_LABEL = "alias"
 VERSION_LABEL = "registered_version"
+TASK_LABEL = "task"
+
+
+def stored_contract(model: Any) -> ServingContract:
+    """The contract kept with a stored BentoML model (``bentoml.models.get(tag)``)."""
+    return ServingContract.from_metadata(
+        model.info.metadata, task=model.info.labels.get(TASK_LABEL)
+    )
 
 
 class BentoModelStore:
@@ -24,13 +33,13 @@ class BentoModelStore:
         name: str,
         model: Classifier,
         labels: Mapping[str, str],
-        metadata: Mapping[str, Any],
+        contract: ServingContract,
     ) -> str:
         stored = bentoml.sklearn.save_model(
             name,
             model,
             labels=dict(labels),
-            metadata=dict(metadata),
+            metadata=contract.to_metadata(),
             signatures={
                 "predict": {"batchable": True, "batch_dim": 0},
                 "predict_proba": {"batchable": True, "batch_dim": 0},
@@ -46,11 +55,11 @@ class BentoModelStore:
         name: str,
         model_dir: Path,
         labels: Mapping[str, str],
-        metadata: Mapping[str, Any],
+        contract: ServingContract,
     ) -> str:
         """Weights, config and tokenizer files as they are; services load them from m.path."""
         with bentoml.models.create(
-            name, labels=dict(labels), metadata=dict(metadata), module="transformers"
+            name, labels=dict(labels), metadata=contract.to_metadata(), module="transformers"
         ) as stored:
             shutil.copytree(model_dir, stored.path, dirs_exist_ok=True)
         alias = labels.get(ALIAS_LABEL)

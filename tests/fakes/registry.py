@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from domain.models.contract import ServingContract
 from domain.models.version import ModelVersionInfo
 from domain.ports import Classifier
 from shared.errors import ModelNotFoundError
@@ -87,14 +87,14 @@ class FakeModelStore:
         self.fail_marking = False
 
     def save_classifier(
-        self, name: str, model: Classifier, labels: Mapping[str, str], metadata: Mapping[str, Any]
+        self, name: str, model: Classifier, labels: Mapping[str, str], contract: ServingContract
     ) -> str:
         version = labels["registered_version"]
         self.labels[version] = dict(labels)
         return f"{name}:{version}"
 
     def save_text_model(
-        self, name: str, model_dir: Path, labels: Mapping[str, str], metadata: Mapping[str, Any]
+        self, name: str, model_dir: Path, labels: Mapping[str, str], contract: ServingContract
     ) -> str:
         version = labels["registered_version"]
         self.labels[version] = dict(labels)
@@ -114,3 +114,28 @@ class FakeModelStore:
 
     def list_tags(self, name: str) -> dict[str, str]:
         return {version: f"{name}:{version}" for version in self.labels}
+
+
+def fake_contract(classes: Sequence[str] = ("a", "b")) -> ServingContract:
+    """The smallest valid tabular contract: one numeric feature, uniform class prior."""
+    from domain.data.schema import FeatureKind, FeatureSchema, FeatureSpec
+    from domain.models.contract import TABULAR_TASK, GateRecord
+    from domain.monitoring.profile import ReferenceProfile, profile_numeric
+
+    return ServingContract(
+        task=TABULAR_TASK,
+        classes=tuple(classes),
+        metrics={"accuracy": 1.0},
+        reference_profile=ReferenceProfile(
+            rows=4,
+            numeric={"x": profile_numeric(np.arange(4.0))},
+            categorical={},
+            class_prior={name: 1 / len(classes) for name in classes},
+        ),
+        gate=GateRecord(metric="accuracy", threshold=0.5, value=1.0),
+        feature_schema=FeatureSchema(
+            target="y",
+            features=(FeatureSpec(name="x", kind=FeatureKind.NUMERIC, dtype="float64"),),
+            classes=tuple(classes),
+        ),
+    )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import bentoml
 import numpy as np
@@ -20,6 +19,7 @@ from infrastructure.bootstrap import Container, bootstrap
 from infrastructure.cli import app
 from infrastructure.config.job_config import load_tabular_job
 from infrastructure.config.settings import MlopsSettings
+from infrastructure.store.bento_model_store import stored_contract
 from shared.errors import ConfigError, DataError, GateFailedError
 from tests.conftest import REPO_ROOT
 from tests.support.datasets import write_mixed_csv
@@ -94,13 +94,14 @@ def test_iris_trains_registers_challenger_and_stores_labelled_model(
     assert stored.info.labels["registered_version"] == "1"
     assert stored.info.labels["alias"] == "challenger"
     assert stored.info.labels["dataset_sha256"] == outcome.fingerprint.short  # type: ignore[attr-defined]
-    metadata: dict[str, Any] = dict(stored.info.metadata)
-    assert metadata["classes"] == ["setosa", "versicolor", "virginica"]
-    assert [f["name"] for f in metadata["feature_schema"]["features"]][:1] == ["sepal_length_cm"]
-    assert set(metadata["reference_profile"]["numeric"]) == set(
-        f["name"] for f in metadata["feature_schema"]["features"]
-    )
-    assert metadata["metrics"]["accuracy"] >= 0.95
+    contract = stored_contract(stored)
+    assert contract.task == "tabular-classification"
+    assert contract.classes == ("setosa", "versicolor", "virginica")
+    assert contract.feature_schema is not None
+    assert contract.feature_schema.names[:1] == ["sepal_length_cm"]
+    assert set(contract.reference_profile.numeric) == set(contract.feature_schema.names)
+    assert contract.metrics["accuracy"] >= 0.95
+    assert contract.gate.threshold == 0.9 or contract.gate.metric == "accuracy"
     # The stored pipeline predicts straight from named features.
     model = bentoml.sklearn.load_model(stored)
     row = pd.DataFrame(
@@ -197,8 +198,9 @@ def test_unseen_mixed_csv_trains_end_to_end_from_config_only(tmp_path: Path) -> 
     assert "400 distinct of 400 rows" in result.output
 
     stored = bentoml.models.get(bentoml.models.list("churn-classifier")[0].tag)
-    schema: Any = dict(stored.info.metadata)["feature_schema"]
-    kinds = {f["name"]: f["kind"] for f in schema["features"]}
+    schema = stored_contract(stored).feature_schema
+    assert schema is not None
+    kinds = {f.name: f.kind.value for f in schema.features}
     assert kinds == {
         "income": "numeric",
         "plan": "categorical",

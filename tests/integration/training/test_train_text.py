@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import bentoml
 import numpy as np
@@ -15,6 +14,7 @@ from application.registry.lifecycle import promote
 from application.validation.validate_model import validate_model
 from infrastructure.config.job_config import load_text_job
 from infrastructure.ml.text.classifier import TransformersTextClassifier
+from infrastructure.store.bento_model_store import stored_contract
 from tests.conftest import REPO_ROOT
 from tests.support.datasets import write_topic_jsonl
 from tests.support.serving import container_in
@@ -54,9 +54,10 @@ def test_smoke_config_fine_tunes_registers_stores_and_predicts(tmp_path: Path) -
 
     stored = bentoml.models.get(outcome.stored_tag)
     assert stored.info.labels["alias"] == "challenger"
-    metadata: dict[str, Any] = dict(stored.info.metadata)
-    assert metadata["classes"] == ["negative", "positive"]
-    assert "text_length_chars" in metadata["reference_profile"]["numeric"]
+    contract = stored_contract(stored)
+    assert contract.task == "text-classification" and contract.max_length == 48
+    assert contract.classes == ("negative", "positive")
+    assert "text_length_chars" in contract.reference_profile.numeric
     loaded = TransformersTextClassifier.load(Path(stored.path), max_length=48)
     probabilities = loaded.predict_proba(["a wonderful , moving film .", "dull and lifeless ."])
     assert probabilities.shape == (2, 2)
@@ -136,5 +137,5 @@ def test_an_unseen_four_class_dataset_trains_from_a_config_alone(tmp_path: Path)
     assert outcome.rows == {"train": 320, "validation": 40, "test": 40}
     assert outcome.fit.trainable_parameters == outcome.fit.total_parameters, "full fine-tuning"
     stored = bentoml.models.get(outcome.stored_tag)
-    assert dict(stored.info.metadata)["classes"] == ["business", "politics", "science", "sports"]
+    assert stored_contract(stored).classes == ("business", "politics", "science", "sports")
     assert outcome.report.metrics()["accuracy"] > 0.5, "keywords make this easy"

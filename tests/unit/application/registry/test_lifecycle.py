@@ -5,7 +5,7 @@ import pytest
 from application.registry.lifecycle import promote, rollback
 from application.validation.validate_model import validate_model
 from shared.errors import GateFailedError, ModelNotFoundError
-from tests.fakes.registry import FakeClassifier, FakeModelRegistry, FakeModelStore
+from tests.fakes.registry import FakeClassifier, FakeModelRegistry, FakeModelStore, fake_contract
 
 LABELS = ["a"] * 19 + ["b"]  # predicting "a" everywhere scores 0.95
 
@@ -24,7 +24,9 @@ def _register(
     registry: FakeModelRegistry, store: FakeModelStore, answer: str, threshold: float = 0.9
 ) -> str:
     version = registry.add("m", FakeClassifier(answer), LABELS, threshold)
-    store.save_classifier("m", FakeClassifier(answer), {"registered_version": version}, {})
+    store.save_classifier(
+        "m", FakeClassifier(answer), {"registered_version": version}, fake_contract()
+    )
     return version
 
 
