@@ -16,6 +16,7 @@ from domain.evaluation.classification import ClassificationReport
 from domain.models.contract import ServingContract
 from domain.models.version import ModelVersionInfo
 from domain.monitoring.drift import FeatureDrift, MissingDrift
+from domain.serving.model import LoadedModel
 
 
 class Classifier(Protocol):
@@ -239,3 +240,15 @@ class TextTrainer(Protocol):
         on_metrics: Callable[[dict[str, float], int], None],
         progress: Callable[[str], None],
     ) -> FittedTextModel: ...
+
+
+class ModelSource(Protocol):
+    """Where a service learns which stored version an alias points at now."""
+
+    def tag_for_alias(self, name: str, alias: str) -> str | None: ...
+
+
+class ModelLoader(Protocol):
+    """Loads a stored version (by tag) of the kind this loader serves, ready to score."""
+
+    def load(self, tag: str) -> LoadedModel: ...

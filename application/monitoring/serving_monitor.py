@@ -149,13 +149,15 @@ class ServingMonitor:
         categorical: Mapping[str, Sequence[str | None]],
         predicted: Sequence[str],
         confidences: Sequence[float] | np.ndarray,
+        ids: Sequence[str] | None = None,
     ) -> list[str]:
-        """Record served rows; returns one request id per row for later feedback.
+        """Record served rows; returns one request id per row for later feedback (new ones
+        unless ``ids`` are given: a shadow records the live answer's ids).
 
         A missing value is NaN in ``numeric`` and None in ``categorical``: it is counted
         per feature and kept out of the value windows that drift is measured on.
         """
-        ids = [uuid.uuid4().hex for _ in predicted]
+        ids = list(ids) if ids is not None else [uuid.uuid4().hex for _ in predicted]
         missing_counts: dict[str, int] = {}
         with self._lock:
             for name, values in numeric.items():
@@ -202,12 +204,20 @@ class ServingMonitor:
             self._cache.update(hits=hits, misses=misses)
         self._metrics.record_cache(hits, misses)
 
-    def feedback(self, request_id: str, actual: str) -> FeedbackOutcome:
+    def knows(self, request_id: str) -> bool:
+        """Whether a prediction with this id awaits feedback here."""
+        with self._lock:
+            return self._feedback.knows(request_id)
+
+    def check_label(self, actual: str) -> None:
         if actual not in self._classes:
             raise InvalidInputError(
                 f"label: unknown class {actual!r}; expected one of {list(self._classes)}",
                 field="label",
             )
+
+    def feedback(self, request_id: str, actual: str) -> FeedbackOutcome:
+        self.check_label(actual)
         with self._lock:
             if not self._feedback.knows(request_id):
                 raise UnknownPredictionError(

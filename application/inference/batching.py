@@ -1,0 +1,89 @@
+"""Continuous micro-batching of requests on the event loop, one batcher per model variant.
+
+A batch starts as soon as the previous one has finished, with everything that arrived while
+it ran (up to ``max_batch_size`` items): a lone request runs at once, and under load the
+batches grow by themselves, with no timer to tune. BentoML's adaptive batching cannot be
+used here because it merges requests before the service sees them, and routing must see
+each request (its key decides champion or challenger) before it joins a batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from typing import Generic, TypeVar
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+class MicroBatcher(Generic[In, Out]):
+    """Runs ``run`` on merged requests in ``executor``, one batch in flight at a time.
+
+    A request is never split across batches; one bigger than ``max_batch_size`` runs alone.
+    An exception in ``run`` fails the requests of that batch only.
+    """
+
+    def __init__(
+        self,
+        run: Callable[[list[In]], Sequence[Out]],
+        max_batch_size: int,
+        executor: Executor,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        self._run = run
+        self._max = max_batch_size
+        self._executor = executor
+        self._on_batch = on_batch
+        self._queue: deque[tuple[list[In], asyncio.Future[list[Out]]]] = deque()
+        self._draining = False
+        self._drain_task: asyncio.Task[None] | None = None
+
+    @property
+    def waiting(self) -> int:
+        """Items queued behind the batch in flight."""
+        return sum(len(items) for items, _ in self._queue)
+
+    async def submit(self, items: list[In]) -> list[Out]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Out]] = loop.create_future()
+        self._queue.append((items, future))
+        if not self._draining:
+            self._draining = True
+            # Kept: the loop holds tasks only weakly, and a collected drain would strand callers.
+            self._drain_task = loop.create_task(self._drain())
+        return await future
+
+    def _next_batch(self) -> list[tuple[list[In], asyncio.Future[list[Out]]]]:
+        batch = [self._queue.popleft()]
+        size = len(batch[0][0])
+        while self._queue and size + len(self._queue[0][0]) <= self._max:
+            request = self._queue.popleft()
+            batch.append(request)
+            size += len(request[0])
+        return batch
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._queue:
+                batch = [(items, future) for items, future in self._next_batch()]
+                flat = [item for items, _ in batch for item in items]
+                if self._on_batch is not None:
+                    self._on_batch(len(flat))
+                try:
+                    outputs = await loop.run_in_executor(self._executor, self._run, flat)
+                except Exception as error:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                start = 0
+                for items, future in batch:
+                    if not future.done():  # a caller that gave up (timeout) is skipped
+                        future.set_result(list(outputs[start : start + len(items)]))
+                    start += len(items)
+        finally:
+            self._draining = False

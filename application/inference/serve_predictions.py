@@ -1,0 +1,180 @@
+"""The prediction use case every service (and batch job) shares: route -> predict -> observe.
+
+A request's key picks its live variant (sticky, :class:`TrafficSplit`); requests of one
+variant are scored together in micro-batches by the version the pool holds when the batch
+starts; each answer names that variant and version; the shadow variant scores a copy of
+every live batch in its own thread, dropped rather than queued when it falls behind, so it
+never delays a live answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from typing import Any
+
+import numpy as np
+
+from application.inference.batching import MicroBatcher
+from application.inference.model_pool import ModelPool
+from application.monitoring.variant_monitors import VariantMonitors
+from domain.serving.model import LoadedModel
+from domain.serving.prediction import Prediction
+from domain.serving.variants import CHALLENGER, CHAMPION, SHADOW, TrafficSplit, VariantName
+
+logger = logging.getLogger(__name__)
+
+Item = tuple[str, Any]  # (endpoint, validated input)
+
+
+class PredictionService:
+    def __init__(
+        self,
+        pool: ModelPool,
+        split: TrafficSplit,
+        monitors: VariantMonitors,
+        executor: Executor,
+        shadow_executor: Executor,
+        max_batch_size: int,
+        shadow_max_pending: int = 1024,
+        shadow_timeout_s: float = 5.0,
+        on_batch: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self.pool = pool
+        self.split = split
+        self.monitors = monitors
+        self._shadow_executor = shadow_executor
+        self._shadow_max_pending = shadow_max_pending
+        self._shadow_timeout_s = shadow_timeout_s
+        self._shadow_pending = 0
+        self._shadow_lock = threading.Lock()
+        self._batchers: dict[VariantName, MicroBatcher[Item, Prediction]] = {
+            variant: MicroBatcher(
+                lambda items, variant=variant: self._run(variant, items),  # type: ignore[misc]
+                max_batch_size,
+                executor,
+                on_batch=(lambda size, variant=variant: on_batch(variant, size))  # type: ignore[misc]
+                if on_batch
+                else None,
+            )
+            for variant in (CHAMPION, CHALLENGER)
+        }
+
+    def route(self, key: str | None) -> VariantName:
+        """The live variant for a request key; the champion while no challenger is loaded."""
+        variant = self.split.route(key)
+        return variant if self.pool.get(variant) is not None else CHAMPION
+
+    async def predict(
+        self, endpoint: str, inputs: Sequence[Any], key: str | None
+    ) -> list[Prediction]:
+        """Score validated inputs of one request on the event loop (batched with others)."""
+        variant = self.route(key)
+        return await self._batchers[variant].submit([(endpoint, value) for value in inputs])
+
+    def score(
+        self, endpoint: str, inputs: Sequence[Any], variant: VariantName = CHAMPION
+    ) -> list[Prediction]:
+        """The same path without the event loop: batch jobs call this with their chunks."""
+        return self._run(variant, [(endpoint, value) for value in inputs])
+
+    def queued(self, variant: VariantName) -> int:
+        batcher = self._batchers.get(variant)
+        return batcher.waiting if batcher else 0
+
+    def _run(self, variant: VariantName, items: list[Item]) -> list[Prediction]:
+        model = self.pool.get(variant)
+        if model is None:  # the challenger was removed while this batch waited
+            variant, model = CHAMPION, self.pool.champion()
+        inputs = [value for _, value in items]
+        probabilities = model.scorer.predict_proba(inputs)
+        labels, ids = self._observe(variant, model, items, probabilities, None)
+        classes = model.scorer.classes
+        best = probabilities.argmax(axis=1)
+        predictions = [
+            Prediction(
+                request_id=request_id,
+                label=label,
+                label_id=int(index),
+                probability=float(row[index]),
+                probabilities=dict(zip(classes, map(float, row), strict=True)),
+                model_version=model.version,
+                variant=variant,
+            )
+            for request_id, label, index, row in zip(ids, labels, best, probabilities, strict=True)
+        ]
+        self._send_to_shadow(items, labels, ids)
+        return predictions
+
+    def _observe(
+        self,
+        variant: VariantName,
+        model: LoadedModel,
+        items: list[Item],
+        probabilities: np.ndarray,
+        given_ids: Sequence[str] | None,
+    ) -> tuple[list[str], list[str]]:
+        """Record the batch with the variant's monitor, one call per endpoint in it."""
+        classes = model.scorer.classes
+        best = probabilities.argmax(axis=1)
+        labels = [classes[i] for i in best]
+        confidences = probabilities[np.arange(len(best)), best]
+        monitor = self.monitors.monitor_for(variant, model)
+        numeric, categorical = model.scorer.drift_values([value for _, value in items])
+        ids = [""] * len(items)
+        endpoints = sorted({endpoint for endpoint, _ in items})
+        for endpoint in endpoints:
+            index = [i for i, (name, _) in enumerate(items) if name == endpoint]
+            whole = len(endpoints) == 1
+            recorded = monitor.observe(
+                endpoint,
+                numeric if whole else {k: np.asarray(v)[index] for k, v in numeric.items()},
+                categorical
+                if whole
+                else {k: [v[i] for i in index] for k, v in categorical.items()},
+                [labels[i] for i in index],
+                confidences[index],
+                ids=[given_ids[i] for i in index] if given_ids is not None else None,
+            )
+            for position, request_id in zip(index, recorded, strict=True):
+                ids[position] = request_id
+        return labels, ids
+
+    def _send_to_shadow(self, items: list[Item], live: list[str], ids: list[str]) -> None:
+        shadow = self.pool.get(SHADOW)
+        if shadow is None:
+            return
+        with self._shadow_lock:
+            if self._shadow_pending + len(items) > self._shadow_max_pending:
+                self.monitors.record_shadow(0, 0, dropped=len(items))
+                return
+            self._shadow_pending += len(items)
+        submitted = time.monotonic()
+        self._shadow_executor.submit(self._score_shadow, shadow, items, live, ids, submitted)
+
+    def _score_shadow(
+        self,
+        shadow: LoadedModel,
+        items: list[Item],
+        live: list[str],
+        ids: list[str],
+        submitted: float,
+    ) -> None:
+        try:
+            if time.monotonic() - submitted > self._shadow_timeout_s:
+                self.monitors.record_shadow(0, 0, dropped=len(items))
+                return
+            shadow_items = [("shadow", value) for _, value in items]
+            probabilities = shadow.scorer.predict_proba([value for _, value in items])
+            labels, _ = self._observe(SHADOW, shadow, shadow_items, probabilities, ids)
+            agreed = sum(a == b for a, b in zip(labels, live, strict=True))
+            self.monitors.record_shadow(len(items), agreed)
+        except Exception:  # a broken shadow must never reach live traffic
+            logger.exception("shadow %s failed on a batch of %d", shadow.tag, len(items))
+            self.monitors.record_shadow(0, 0, failed=len(items))
+        finally:
+            with self._shadow_lock:
+                self._shadow_pending -= len(items)

@@ -1,0 +1,70 @@
+"""Continuous micro-batching: batches grow under load, a failure stays in its batch."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from application.inference.batching import MicroBatcher
+
+
+def test_requests_arriving_during_a_batch_share_the_next_one() -> None:
+    sizes: list[int] = []
+    release = threading.Event()
+
+    def run(items: list[int]) -> list[int]:
+        if not sizes:
+            release.wait(5)  # hold the first batch until the others have queued
+        sizes.append(len(items))
+        return [item * 10 for item in items]
+
+    async def scenario() -> list[list[int]]:
+        with ThreadPoolExecutor(1) as executor:
+            batcher = MicroBatcher(run, max_batch_size=8, executor=executor)
+            first = asyncio.create_task(batcher.submit([0]))
+            await asyncio.sleep(0.05)
+            rest = [asyncio.create_task(batcher.submit([i, i])) for i in range(1, 6)]
+            await asyncio.sleep(0.05)
+            release.set()
+            return await asyncio.gather(first, *rest)
+
+    answers = asyncio.run(scenario())
+    assert answers[0] == [0] and answers[3] == [30, 30], "each caller gets its own slice"
+    assert sizes == [1, 8, 2], "requests are never split; batches fill up to the limit"
+
+
+def test_a_failing_batch_fails_only_its_callers() -> None:
+    def run(items: list[int]) -> list[int]:
+        if -1 in items:
+            raise RuntimeError("bad batch")
+        time.sleep(0.01)
+        return items
+
+    async def scenario() -> tuple[BaseException | list[int], ...]:
+        with ThreadPoolExecutor(1) as executor:
+            batcher = MicroBatcher(run, max_batch_size=1, executor=executor)
+            return tuple(
+                await asyncio.gather(
+                    batcher.submit([-1]), batcher.submit([2]), return_exceptions=True
+                )
+            )
+
+    failed, served = asyncio.run(scenario())
+    assert isinstance(failed, RuntimeError) and served == [2]
+
+
+def test_a_lone_request_runs_at_once() -> None:
+    async def scenario() -> float:
+        with ThreadPoolExecutor(1) as executor:
+            batcher: MicroBatcher[str, str] = MicroBatcher(
+                lambda items: items, max_batch_size=64, executor=executor
+            )
+            started = time.perf_counter()
+            assert await batcher.submit(["x"]) == ["x"]
+            return time.perf_counter() - started
+
+    assert asyncio.run(scenario()) == pytest.approx(0.0, abs=0.5), "no cork timer to wait out"
