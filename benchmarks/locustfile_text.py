@@ -5,7 +5,7 @@
 
 Each user sends one SST-2 sentence (GLUE validation set, shipped in data/sst2/) per
 `classify` request, so concurrent users are what forms adaptive batches: watch
-`bentoml_service_adaptive_batch_size` on /metrics. A share of requests send feedback with
+`mlops_batch_size` on /metrics. A share of requests send feedback with
 the sentence's true label so the rolling-accuracy gauge moves too.
 """
 

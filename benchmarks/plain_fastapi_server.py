@@ -45,4 +45,4 @@ def predict(row: IrisRow) -> dict[str, Any]:
     frame = pd.DataFrame([row.model_dump()], columns=FEATURES)
     probabilities = model.predict_proba(frame)[0]
     best = int(probabilities.argmax())
-    return {"class_name": str(model.classes_[best]), "confidence": float(probabilities[best])}
+    return {"label": str(model.classes_[best]), "probability": float(probabilities[best])}

@@ -11,7 +11,7 @@ d) the Bento service with batching disabled (``MLOPS_TEXT_SERVE_BATCHING=false``
 e) the Bento service with the response cache on and a 0% hit rate (every text new).
 
 Each server has one worker; the client runs in this process on the same machine. Mean batch
-sizes come from BentoML's ``bentoml_service_adaptive_batch_size`` histogram on ``/metrics``.
+sizes come from the service's ``mlops_batch_size`` histogram on ``/metrics``.
 Prints a table and writes JSON.
 
     make bench-text            # or: python -m benchmarks.text_serving --help
@@ -52,7 +52,7 @@ TARGET_UNBATCHED_SPEEDUP = 3.0
 TARGET_CACHE_DROP = 0.05
 SHUFFLE_SEED = 2013
 BATCH_METRIC = re.compile(
-    r'^bentoml_service_adaptive_batch_size_(sum|count)\{[^}]*method_name="classify"[^}]*\}\s+(\S+)',
+    r'^mlops_batch_size_(sum|count)\{[^}]*variant="champion"[^}]*\}\s+(\S+)',
     re.MULTILINE,
 )
 
@@ -82,7 +82,7 @@ def raw_throughput(model_path: Path, max_length: int, sentences: list[str]) -> d
     """
     from infrastructure.config.settings import TextServingSettings
     from infrastructure.ml.text.classifier import TransformersTextClassifier
-    from infrastructure.serving.text_service import forward_plan
+    from infrastructure.serving.loaders import forward_plan
 
     classifier = TransformersTextClassifier.load(model_path, max_length)
     plan = forward_plan(TextServingSettings(), classifier.device)
@@ -172,7 +172,8 @@ def run_server(
             )
             results.append(result)
         if batching:
-            stats = fetch_json(base + "/stats")
+            variants = fetch_json(base + "/stats")["variants"]
+            stats = next(v["stats"] for v in variants if v["variant"] == "champion")
             extra = {"cache_hits": stats["cache_hits"], "cache_misses": stats["cache_misses"]}
             extra["warmup"] = fetch_json(base + "/metadata")["warmup"]
     return results, extra

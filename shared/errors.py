@@ -41,3 +41,7 @@ class PayloadTooLargeError(InvalidInputError):
 
 class UnknownPredictionError(MlopsError):
     """Feedback names a prediction this service does not hold (unknown, labelled or evicted)."""
+
+
+class OverloadedError(MlopsError):
+    """A request waited longer than the latency bound for its turn; the client may retry."""

@@ -10,10 +10,13 @@ each request (its key decides champion or challenger) before it joins a batch.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import Generic, TypeVar
+
+from shared.errors import OverloadedError
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -23,7 +26,9 @@ class MicroBatcher(Generic[In, Out]):
     """Runs ``run`` on merged requests in ``executor``, one batch in flight at a time.
 
     A request is never split across batches; one bigger than ``max_batch_size`` runs alone.
-    An exception in ``run`` fails the requests of that batch only.
+    An exception in ``run`` fails the requests of that batch only. A request still queued
+    ``max_wait_s`` after it arrived fails with :class:`OverloadedError` instead of running
+    late (its client has likely given up; running it would only delay the others).
     """
 
     def __init__(
@@ -32,44 +37,61 @@ class MicroBatcher(Generic[In, Out]):
         max_batch_size: int,
         executor: Executor,
         on_batch: Callable[[int], None] | None = None,
+        max_wait_s: float | None = None,
     ) -> None:
         self._run = run
+        self._max_wait_s = max_wait_s
         self._max = max_batch_size
         self._executor = executor
         self._on_batch = on_batch
-        self._queue: deque[tuple[list[In], asyncio.Future[list[Out]]]] = deque()
+        self._queue: deque[tuple[list[In], asyncio.Future[list[Out]], float]] = deque()
         self._draining = False
         self._drain_task: asyncio.Task[None] | None = None
 
     @property
     def waiting(self) -> int:
         """Items queued behind the batch in flight."""
-        return sum(len(items) for items, _ in self._queue)
+        return sum(len(items) for items, _, _ in self._queue)
 
     async def submit(self, items: list[In]) -> list[Out]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Out]] = loop.create_future()
-        self._queue.append((items, future))
+        self._queue.append((items, future, time.monotonic()))
         if not self._draining:
             self._draining = True
             # Kept: the loop holds tasks only weakly, and a collected drain would strand callers.
             self._drain_task = loop.create_task(self._drain())
         return await future
 
+    def _expire(self) -> None:
+        if self._max_wait_s is None:
+            return
+        now = time.monotonic()
+        while self._queue and now - self._queue[0][2] > self._max_wait_s:
+            _, future, _ = self._queue.popleft()
+            if not future.done():
+                future.set_exception(
+                    OverloadedError(f"waited over {self._max_wait_s * 1000:.0f} ms for a batch")
+                )
+
     def _next_batch(self) -> list[tuple[list[In], asyncio.Future[list[Out]]]]:
-        batch = [self._queue.popleft()]
-        size = len(batch[0][0])
+        first_items, first_future, _ = self._queue.popleft()
+        batch = [(first_items, first_future)]
+        size = len(first_items)
         while self._queue and size + len(self._queue[0][0]) <= self._max:
-            request = self._queue.popleft()
-            batch.append(request)
-            size += len(request[0])
+            items, future, _ = self._queue.popleft()
+            batch.append((items, future))
+            size += len(items)
         return batch
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
         try:
             while self._queue:
-                batch = [(items, future) for items, future in self._next_batch()]
+                self._expire()
+                if not self._queue:
+                    break
+                batch = self._next_batch()
                 flat = [item for items, _ in batch for item in items]
                 if self._on_batch is not None:
                     self._on_batch(len(flat))

@@ -42,6 +42,7 @@ class PredictionService:
         shadow_max_pending: int = 1024,
         shadow_timeout_s: float = 5.0,
         on_batch: Callable[[str, int], None] | None = None,
+        max_wait_s: float | None = None,
     ) -> None:
         self.pool = pool
         self.split = split
@@ -59,6 +60,7 @@ class PredictionService:
                 on_batch=(lambda size, variant=variant: on_batch(variant, size))  # type: ignore[misc]
                 if on_batch
                 else None,
+                max_wait_s=max_wait_s,
             )
             for variant in (CHAMPION, CHALLENGER)
         }

@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.monitoring.drift import DriftConfig
+from domain.serving.variants import CHALLENGER, CHAMPION, SHADOW, Variant, VariantMode
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
@@ -96,11 +97,14 @@ class ServingSettings(BaseSettings):
     workers: int = Field(default=1, ge=1)
     max_batch_size: int = Field(default=64, gt=1, description="adaptive batching ceiling")
     max_latency_ms: int = Field(
-        default=1000, ge=1, description="a batched request waiting longer is answered 503"
+        default=1000, ge=1, description="a request queued longer for its batch gets 503"
     )
     max_concurrency: int = Field(default=256, ge=1, description="in-flight requests; 429 above")
     timeout_s: int = Field(default=30, ge=1)
     max_instances: int = Field(default=256, ge=1, description="rows/instances per request")
+    batching: bool = Field(
+        default=True, description="merge concurrent requests of a variant into one model call"
+    )
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="larger bodies get 413")
     access_log: bool = Field(default=False, description="BentoML per-request access log")
     tracing: bool = Field(
@@ -117,6 +121,44 @@ class ServingSettings(BaseSettings):
     feedback_remembered: int = Field(
         default=100_000, ge=1, description="predictions kept for late feedback"
     )
+    challenger_alias: str = Field(
+        default="challenger", description="alias the live challenger follows; empty: none"
+    )
+    challenger_weight: float = Field(
+        default=0.0, ge=0.0, le=100.0, description="percent of live traffic to the challenger"
+    )
+    shadow_alias: str = Field(
+        default="", description="alias a shadow variant follows (scored, never answers)"
+    )
+    shadow_timeout_s: float = Field(
+        default=5.0, gt=0.0, description="a shadow batch waiting longer is dropped"
+    )
+    reload_interval_s: float = Field(
+        default=10.0, ge=0.0, description="seconds between alias checks; 0: admin reload only"
+    )
+    routing_header: str = Field(
+        default="x-routing-key", min_length=1, description="request key for sticky routing"
+    )
+
+    @model_validator(mode="after")
+    def _aliases_are_distinct(self) -> ServingSettings:
+        aliases = [a for a in (self.model_alias, self.challenger_alias, self.shadow_alias) if a]
+        if len(set(aliases)) != len(aliases):
+            raise ValueError(
+                "model_alias, challenger_alias and shadow_alias must name different aliases"
+            )
+        return self
+
+    def variants(self) -> list[Variant]:
+        """The variants this service follows: always the champion, then what is configured."""
+        variants = [Variant(name=CHAMPION, alias=self.model_alias)]
+        if self.challenger_alias:
+            variants.append(
+                Variant(name=CHALLENGER, alias=self.challenger_alias, weight=self.challenger_weight)
+            )
+        if self.shadow_alias:
+            variants.append(Variant(name=SHADOW, alias=self.shadow_alias, mode=VariantMode.SHADOW))
+        return variants
 
     def drift_config(self) -> DriftConfig:
         return DriftConfig(
@@ -140,11 +182,10 @@ class TextServingSettings(ServingSettings):
     model_name: str = Field(default="sst2-sentiment", min_length=1)
     max_batch_size: int = Field(default=64, gt=1, description="adaptive batching ceiling")
     max_latency_ms: int = Field(
-        default=1000, ge=1, description="a batched request waiting longer is answered 503"
+        default=1000, ge=1, description="a request queued longer for its batch gets 503"
     )
     max_instances: int = Field(default=64, ge=1, description="texts per request")
     max_text_chars: int = Field(default=2000, ge=1, description="longer texts get 400")
-    batching: bool = Field(default=True, description="adaptive batching of `classify`")
     forward_max_tokens: int = Field(
         default=0,
         ge=0,

@@ -1,7 +1,8 @@
 """Prometheus families every served model reports, served on BentoML's ``/metrics``.
 
-Labels stay bounded: model name and version, endpoint (the service's API names), class
-(the model's classes), feature (the model's features) and error kind (a fixed set).
+Labels stay bounded: model name, version and variant (champion, challenger, shadow),
+endpoint (the service's API names), class (the model's classes), feature (the model's
+features) and error kind (a fixed set).
 Families are created on first use, not at import: ``prometheus_client`` picks its
 multi-process mode from ``PROMETHEUS_MULTIPROC_DIR``, which BentoML sets before a worker
 builds its service.
@@ -9,6 +10,7 @@ builds its service.
 
 from __future__ import annotations
 
+import os
 from collections import Counter as CountOf
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,7 +21,9 @@ from prometheus_client import Counter, Gauge, Histogram
 from application.monitoring.serving_monitor import error_kind
 from domain.monitoring.drift import FeatureDrift, MissingDrift
 
-MODEL_LABELS = ("model", "version")
+MODEL_LABELS = ("model", "version", "variant")
+SERVICE_LABELS = ("model", "variant")
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 
@@ -122,12 +126,96 @@ def _families() -> _Families:
     )
 
 
-class PrometheusServingMetrics:
-    """The :class:`domain.ports.ServingMetrics` port, bound to one model version."""
+@dataclass(frozen=True)
+class _ServiceFamilies:
+    model_info: Gauge
+    batch_size: Histogram
+    swaps: Counter
+    reload_failures: Counter
+    challenger_weight: Gauge
+    shadow_agreement: Gauge
 
-    def __init__(self, model: str, version: str, endpoints: Sequence[str]) -> None:
+
+@cache
+def _service_families() -> _ServiceFamilies:
+    return _ServiceFamilies(
+        # "liveall": one sample per live worker, so workers serving different versions show,
+        # and a killed worker's last versions do not linger.
+        model_info=Gauge(
+            "mlops_model_info",
+            "1 for the version each worker serves per variant (0 once swapped out)",
+            [*SERVICE_LABELS, "version", "worker"],
+            multiprocess_mode="liveall",
+        ),
+        batch_size=Histogram(
+            "mlops_batch_size",
+            "Inputs per model call (micro-batches merge concurrent requests of one variant)",
+            SERVICE_LABELS,
+            buckets=BATCH_BUCKETS,
+        ),
+        swaps=Counter(
+            "mlops_model_swaps",
+            "Versions swapped in (or removed) by the alias reloader",
+            [*SERVICE_LABELS, "outcome"],
+        ),
+        reload_failures=Counter(
+            "mlops_model_reload_failures",
+            "New versions that failed to load or check; the old version kept serving",
+            SERVICE_LABELS,
+        ),
+        challenger_weight=Gauge(
+            "mlops_challenger_weight",
+            "Percent of live traffic routed to the challenger",
+            ["model"],
+            multiprocess_mode="mostrecent",
+        ),
+        shadow_agreement=Gauge(
+            "mlops_shadow_agreement",
+            "Share of shadow predictions that agree with the live answer",
+            ["model"],
+            multiprocess_mode="mostrecent",
+        ),
+    )
+
+
+class PrometheusServiceMetrics:
+    """Service-level families: which versions serve, batches, swaps, traffic, shadow."""
+
+    def __init__(self, model: str) -> None:
+        self._model = model
+        self._families = _service_families()
+        self._worker = str(os.getpid())
+
+    def model_info(self, variant: str, version: str | None, previous: str | None) -> None:
+        info = self._families.model_info
+        if previous is not None and previous != version:
+            info.labels(self._model, variant, previous, self._worker).set(0)
+        if version is not None:
+            info.labels(self._model, variant, version, self._worker).set(1)
+
+    def batch(self, variant: str, size: int) -> None:
+        self._families.batch_size.labels(self._model, variant).observe(size)
+
+    def swapped(self, variant: str, outcome: str) -> None:
+        self._families.swaps.labels(self._model, variant, outcome).inc()
+
+    def reload_failed(self, variant: str) -> None:
+        self._families.reload_failures.labels(self._model, variant).inc()
+
+    def challenger_weight(self, weight: float) -> None:
+        self._families.challenger_weight.labels(self._model).set(weight)
+
+    def shadow_agreement(self, agreement: float) -> None:
+        self._families.shadow_agreement.labels(self._model).set(agreement)
+
+
+class PrometheusServingMetrics:
+    """The :class:`domain.ports.ServingMetrics` port, bound to one variant's model version."""
+
+    def __init__(self, model: str, version: str, variant: str, endpoints: Sequence[str]) -> None:
         self._model = model
         self._version = version
+        self._variant = variant
         self._endpoints = frozenset(endpoints)
         self._families = _families()
 
@@ -137,24 +225,31 @@ class PrometheusServingMetrics:
     def record_predictions(
         self, endpoint: str, predicted: Sequence[str], confidences: Sequence[float]
     ) -> None:
-        families, model, version = self._families, self._model, self._version
+        families, model, version, variant = (
+            self._families,
+            self._model,
+            self._version,
+            self._variant,
+        )
         endpoint = self._endpoint(endpoint)
         for label, count in CountOf(predicted).items():
-            families.predictions.labels(model, version, endpoint, label).inc(count)
+            families.predictions.labels(model, version, variant, endpoint, label).inc(count)
         for label, confidence in zip(predicted, confidences, strict=True):
-            families.confidence.labels(model, version, label).observe(confidence)
+            families.confidence.labels(model, version, variant, label).observe(confidence)
 
     def record_request(self, endpoint: str, status: int, seconds: float) -> None:
         endpoint = self._endpoint(endpoint)
         if status < 400:
-            self._families.latency.labels(self._model, self._version, endpoint).observe(seconds)
+            self._families.latency.labels(
+                self._model, self._version, self._variant, endpoint
+            ).observe(seconds)
         else:
             self._families.errors.labels(
-                self._model, self._version, endpoint, error_kind(status)
+                self._model, self._version, self._variant, endpoint, error_kind(status)
             ).inc()
 
     def set_accuracy(self, accuracy: float) -> None:
-        self._families.accuracy.labels(self._model, self._version).set(accuracy)
+        self._families.accuracy.labels(self._model, self._version, self._variant).set(accuracy)
 
     def set_drift(
         self,
@@ -162,31 +257,43 @@ class PrometheusServingMetrics:
         drifted_share: float,
         prediction: FeatureDrift | None,
     ) -> None:
-        families, model, version = self._families, self._model, self._version
+        families, model, version, variant = (
+            self._families,
+            self._model,
+            self._version,
+            self._variant,
+        )
         for result in features:
-            families.drift_score.labels(model, version, result.feature).set(result.score)
-            families.drift_detected.labels(model, version, result.feature).set(
+            families.drift_score.labels(model, version, variant, result.feature).set(result.score)
+            families.drift_detected.labels(model, version, variant, result.feature).set(
                 float(result.drifted)
             )
-        families.drifted_share.labels(model, version).set(drifted_share)
+        families.drifted_share.labels(model, version, variant).set(drifted_share)
         if prediction is not None:
-            families.prediction_drift.labels(model, version).set(prediction.score)
+            families.prediction_drift.labels(model, version, variant).set(prediction.score)
 
     def record_cache(self, hits: int, misses: int) -> None:
         lookups = self._families.cache_lookups
         if hits:
-            lookups.labels(self._model, self._version, "hit").inc(hits)
+            lookups.labels(self._model, self._version, self._variant, "hit").inc(hits)
         if misses:
-            lookups.labels(self._model, self._version, "miss").inc(misses)
+            lookups.labels(self._model, self._version, self._variant, "miss").inc(misses)
 
     def record_missing(self, counts: Mapping[str, int]) -> None:
         for feature, count in counts.items():
-            self._families.missing_values.labels(self._model, self._version, feature).inc(count)
+            self._families.missing_values.labels(
+                self._model, self._version, self._variant, feature
+            ).inc(count)
 
     def set_missing_rates(self, missing: Sequence[MissingDrift]) -> None:
-        families, model, version = self._families, self._model, self._version
+        families, model, version, variant = (
+            self._families,
+            self._model,
+            self._version,
+            self._variant,
+        )
         for result in missing:
-            families.missing_rate.labels(model, version, result.feature).set(result.rate)
-            families.missing_reference.labels(model, version, result.feature).set(
+            families.missing_rate.labels(model, version, variant, result.feature).set(result.rate)
+            families.missing_reference.labels(model, version, variant, result.feature).set(
                 result.reference_rate
             )

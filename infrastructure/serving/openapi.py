@@ -53,7 +53,8 @@ ERROR_STATUSES: dict[int, str] = {
     413: "The request body is over the size limit",
     415: "The body is not JSON (content-type other than application/json)",
     429: "Too many requests in flight in this worker (traffic.max_concurrency); retry later",
-    503: "The request could not be batched within max_latency_ms; retry later",
+    503: "Not ready yet (the first version is loading), or the request waited longer than "
+    "max_latency_ms for its batch; retry later",
     504: "The request took longer than the service timeout",
 }
 COMMON_ERRORS = (400, 413, 415, 429, 504)

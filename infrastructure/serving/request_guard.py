@@ -22,7 +22,9 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-RequestObserver = Callable[[str, int, float], None]
+# endpoint, status, seconds, and the variant that answered (its response header), if any
+RequestObserver = Callable[[str, int, float, str | None], None]
+VARIANT_HEADER = b"x-model-variant"
 OpenApiDocument = Callable[[], dict[str, Any]]
 ErrorBody = Callable[[int, bytes], bytes]
 DOCS_PATH = "/docs.json"
@@ -39,6 +41,8 @@ class RequestGuardMiddleware:
         limit_setting: str = "MLOPS_SERVE_MAX_BODY_BYTES",
         error_body: ErrorBody | None = None,
         openapi: OpenApiDocument | None = None,
+        unavailable: Callable[[], str | None] | None = None,
+        prediction_endpoints: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
         self.endpoints = endpoints
@@ -47,6 +51,8 @@ class RequestGuardMiddleware:
         self.limit_setting = limit_setting
         self.error_body = error_body
         self.openapi = openapi
+        self.unavailable = unavailable
+        self.prediction_endpoints = prediction_endpoints
         self._openapi_bytes: bytes | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -60,13 +66,17 @@ class RequestGuardMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        variant: str | None = None
         held_start: Message | None = None
         held_body: list[bytes] = []
 
         async def observed_send(message: Message) -> None:
-            nonlocal status, held_start
+            nonlocal status, held_start, variant
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                for name, value in message.get("headers", []):
+                    if name == VARIANT_HEADER:
+                        variant = bytes(value).decode("latin-1")
                 if status >= 400 and self.error_body is not None:
                     held_start = message  # sent with the rewritten body
                     return
@@ -95,6 +105,15 @@ class RequestGuardMiddleware:
             await send(message)
 
         try:
+            reason = self.unavailable() if self.unavailable is not None else None
+            if reason is not None and endpoint in self.prediction_endpoints:
+                # Answered here: BentoML hides the message of any 5xx an API raises.
+                status = 503
+                message = json.dumps({"error": f"service unavailable: {reason}"}).encode()
+                if self.error_body is not None:
+                    message = self.error_body(503, message)
+                await self._send_json(send, 503, message, retry_after=5)
+                return
             content_type = self._content_type(scope)
             if content_type is not None:
                 status = 415
@@ -122,7 +141,7 @@ class RequestGuardMiddleware:
 
             await self.app(scope, replay, observed_send)
         finally:
-            self.observe(endpoint, status, time.perf_counter() - started)
+            self.observe(endpoint, status, time.perf_counter() - started, variant)
 
     @staticmethod
     def _content_type(scope: Scope) -> str | None:
@@ -183,12 +202,16 @@ class RequestGuardMiddleware:
         await self._send_json(send, 413, payload, close=True)
 
     @staticmethod
-    async def _send_json(send: Send, status: int, payload: bytes, close: bool = False) -> None:
+    async def _send_json(
+        send: Send, status: int, payload: bytes, close: bool = False, retry_after: int = 0
+    ) -> None:
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(payload)).encode()),
         ]
         if close:
             headers.append((b"connection", b"close"))
+        if retry_after:
+            headers.append((b"retry-after", str(retry_after).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})

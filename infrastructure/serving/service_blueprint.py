@@ -12,21 +12,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
 
-from bentoml.exceptions import InvalidArgument, NotFound
 from bentoml.validators import ContentType
 from pydantic import StringConstraints
 
-from application.monitoring.serving_monitor import FeedbackOutcome, ServingMonitor
-from domain.monitoring.feedback import RollingAccuracy
-from domain.monitoring.profile import ReferenceProfile
 from infrastructure.config.settings import ServingSettings
-from infrastructure.monitoring.prometheus_metrics import PrometheusServingMetrics
 from infrastructure.serving.openapi import COMMON_ERRORS, error_body, service_openapi
 from infrastructure.serving.request_guard import RequestGuardMiddleware
-from infrastructure.serving.stored_model import ServedModel
-from shared.errors import InvalidInputError, UnknownPredictionError
+from infrastructure.serving.runtime import ServingRuntime
 
-ENDPOINTS = ("classify", "predict", "metadata", "feedback", "stats")
+ENDPOINTS = (
+    "classify",
+    "predict",
+    "metadata",
+    "feedback",
+    "stats",
+    "admin/reload",
+    "admin/traffic",
+)
 PREDICTION_ENDPOINTS = frozenset({"classify", "predict"})
 
 Body = TypeVar("Body")
@@ -42,14 +44,17 @@ def class_label(classes: Sequence[str]) -> Any:
     return Literal[tuple(classes)]
 
 
-def endpoint_errors(batchable: bool) -> dict[str, tuple[int, ...]]:
+def endpoint_errors() -> dict[str, tuple[int, ...]]:
     """The error statuses each API can answer with (declared in the OpenAPI document)."""
+    predictions = (*COMMON_ERRORS, 503)  # 503 while the first version loads
     return {
-        "classify": (*COMMON_ERRORS, 503) if batchable else COMMON_ERRORS,
-        "predict": COMMON_ERRORS,
+        "classify": predictions,
+        "predict": predictions,
         "metadata": COMMON_ERRORS,
         "feedback": (*COMMON_ERRORS, 404),
         "stats": COMMON_ERRORS,
+        "admin_reload": COMMON_ERRORS,
+        "admin_traffic": COMMON_ERRORS,
     }
 
 
@@ -57,12 +62,22 @@ def endpoint_errors(batchable: bool) -> dict[str, tuple[int, ...]]:
 class ServiceState:
     """Shared by the service instance and its middleware within one worker process."""
 
-    monitor: ServingMonitor | None = None
+    runtime: ServingRuntime | None = None
 
-    def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
-        # BentoML builds the service instance (and so the monitor) before serving requests.
-        if self.monitor is not None:
-            self.monitor.record_request(endpoint, status, seconds)
+    def unavailable(self) -> str | None:
+        """Why prediction requests cannot be served yet, or None once the champion is in."""
+        if self.runtime is None:
+            return "the service is starting"
+        if self.runtime.ready:
+            return None
+        return self.runtime.startup_error or "the model is still loading"
+
+    def observe_request(
+        self, endpoint: str, status: int, seconds: float, variant: str | None
+    ) -> None:
+        # BentoML builds the service instance (and so the runtime) before serving requests.
+        if self.runtime is not None:
+            self.runtime.observe_request(endpoint, status, seconds, variant)
 
 
 @dataclass(frozen=True)
@@ -124,47 +139,20 @@ def guard_middleware(
             "max_body_bytes": settings.max_body_bytes,
             "observe": state.observe_request,
             "limit_setting": f"{settings.model_config.get('env_prefix', '')}MAX_BODY_BYTES",
+            "unavailable": state.unavailable,
+            "prediction_endpoints": PREDICTION_ENDPOINTS,
         },
     )
 
 
-def serving_monitor(
-    served: ServedModel,
-    classes: list[str],
-    profile: ReferenceProfile,
-    settings: ServingSettings,
-    state: ServiceState,
-) -> ServingMonitor:
-    """The worker's monitor, reporting to Prometheus and seen by the request middleware."""
-    monitor = ServingMonitor(
-        profile,
-        classes,
-        PrometheusServingMetrics(served.name, served.version, ENDPOINTS),
-        settings.drift_config(),
-        window=settings.drift_window,
-        drift_every=settings.drift_every,
-        feedback=RollingAccuracy(settings.feedback_window, settings.feedback_remembered),
-        latency_endpoints=PREDICTION_ENDPOINTS,
-    )
-    state.monitor = monitor
-    return monitor
-
-
-def record_feedback(monitor: ServingMonitor, request_id: str, label: str) -> FeedbackOutcome:
-    """The ``feedback`` endpoint: domain errors become BentoML's 400 and 404."""
-    try:
-        return monitor.feedback(request_id, label)
-    except InvalidInputError as error:
-        raise InvalidArgument(str(error)) from None
-    except UnknownPredictionError as error:
-        raise NotFound(str(error)) from None
-
-
 def serving_limits(settings: ServingSettings) -> dict[str, Any]:
     return {
+        "batching": settings.batching,
         "max_batch_size": settings.max_batch_size,
-        "max_latency_ms": settings.max_latency_ms,
         "max_instances": settings.max_instances,
         "max_body_bytes": settings.max_body_bytes,
         "drift": {**settings.drift_config().model_dump(), "window": settings.drift_window},
+        "variants": [variant.model_dump(mode="json") for variant in settings.variants()],
+        "reload_interval_s": settings.reload_interval_s,
+        "routing_header": settings.routing_header,
     }

@@ -34,7 +34,7 @@ def test_built_bento_serves_predictions_metrics_and_rejects_bad_input(tmp_path: 
     with bentoml_server(tag, env, tmp_path / "serve.log") as url:
         with bentoml.SyncHTTPClient(url, server_ready_timeout=90) as client:
             rows = client.classify(rows=[SETOSA, [6.7, 3.0, 5.2, 2.3]])
-            assert [row["class_name"] for row in rows] == ["setosa", "virginica"]
+            assert [row["label"] for row in rows] == ["setosa", "virginica"]
             meta = client.metadata()
             assert meta["model_name"] == MODEL and meta["alias"] == "champion"
         bad = httpx.post(f"{url}/classify", json={"rows": [[1.0, "x", 2.0, 3.0]]}, timeout=10)

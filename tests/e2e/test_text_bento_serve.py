@@ -20,7 +20,7 @@ from tests.support.server import bentoml_server, build_bento
 pytestmark = [pytest.mark.slow, pytest.mark.serve]
 
 BATCH = re.compile(
-    r'^bentoml_service_adaptive_batch_size_(sum|count)\{[^}]*method_name="classify"[^}]*\}\s+(\S+)',
+    r'^mlops_batch_size_(sum|count)\{[^}]*variant="champion"[^}]*\}\s+(\S+)',
     re.MULTILINE,
 )
 

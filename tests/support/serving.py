@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,13 +29,20 @@ def container_in(home: Path) -> Container:
     return bootstrap(MlopsSettings(home=home, bentoml_home=Path(os.environ["BENTOML_HOME"])))
 
 
-def train_and_promote(home: Path, name: str, **overrides: Any) -> Container:
-    """Train configs/iris.yaml (or ``overrides``) as ``name`` and make it the champion."""
+def write_iris_config(home: Path, name: str, **overrides: Any) -> Path:
+    """configs/iris.yaml as ``name`` with one fast candidate, changed by ``overrides``."""
     config: dict[str, Any] = yaml.safe_load((REPO_ROOT / "configs" / "iris.yaml").read_text())
-    config.update(registered_model_name=name, candidates=FAST_CANDIDATES, **overrides)
+    config.update(registered_model_name=name, candidates=FAST_CANDIDATES)
+    config.update(overrides)
     home.mkdir(parents=True, exist_ok=True)
     path = home / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def train_and_promote(home: Path, name: str, **overrides: Any) -> Container:
+    """Train configs/iris.yaml (or ``overrides``) as ``name`` and make it the champion."""
+    path = write_iris_config(home, name, **overrides)
     container = container_in(home)
     container.run_tabular_training(load_tabular_job(path))
     promote(container.registry, container.store, name)
@@ -79,9 +87,18 @@ def metric_total(client: TestClient, family: str, **labels: str) -> float:
     return total
 
 
+def wait_ready(client: TestClient, timeout_s: float = 180.0) -> None:
+    """Until /readyz answers 200: versions load (and text models warm) in a thread."""
+    deadline = time.monotonic() + timeout_s
+    while client.get("/readyz").status_code != 200:
+        assert time.monotonic() < deadline, "service not ready in time"
+        time.sleep(0.05)
+
+
 @contextmanager
-def asgi_client(service: Any) -> Iterator[TestClient]:
-    """TestClient over ``service.to_asgi()``; several may run, one after another, per process.
+def asgi_client(service: Any, wait: bool = True) -> Iterator[TestClient]:
+    """TestClient over ``service.to_asgi()``, ready unless ``wait`` is False; several may run,
+    one after another, per process.
 
     Each BentoML app registers its own ``bentoml_service_*`` collectors in the global
     Prometheus registry and a second app would collide with the first, so they are dropped
@@ -89,9 +106,26 @@ def asgi_client(service: Any) -> Iterator[TestClient]:
     """
     try:
         with TestClient(service.to_asgi()) as client:
+            if wait:
+                wait_ready(client)
             yield client
     finally:
         collectors = dict(REGISTRY._collector_to_names)  # no public way to list them
         for collector, names in collectors.items():
             if any(name.startswith("bentoml_") for name in names):
                 REGISTRY.unregister(collector)
+
+
+def variant_stats(client: TestClient, variant: str = "champion") -> dict[str, Any]:
+    """One variant's part of `stats` (the service reports each variant separately)."""
+    variants = client.post("/stats").json()["variants"]
+    stats: dict[str, Any] = next(v["stats"] for v in variants if v["variant"] == variant)
+    return stats
+
+
+def batch_totals(client: TestClient, variant: str = "champion") -> tuple[float, float]:
+    """(inputs, model calls) so far, from the `mlops_batch_size` histogram."""
+    return (
+        metric_total(client, "mlops_batch_size_sum", variant=variant),
+        metric_total(client, "mlops_batch_size_count", variant=variant),
+    )

@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
-from tests.support.serving import asgi_client, metric_total, tabular_service, train_and_promote
+from tests.support.serving import (
+    asgi_client,
+    metric_total,
+    tabular_service,
+    train_and_promote,
+    variant_stats,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -35,26 +41,34 @@ def _named(row: list[float]) -> dict[str, float]:
     return dict(zip(FEATURES, row, strict=True))
 
 
+def _champion_stats(client: TestClient) -> dict[str, Any]:
+    return variant_stats(client)
+
+
 def test_classify_batches_rows_and_returns_ids(client: TestClient) -> None:
     response = client.post("/classify", json={"rows": [SETOSA, VIRGINICA]})
     assert response.status_code == 200, response.text
     first, second = response.json()
-    assert (first["class_name"], second["class_name"]) == ("setosa", "virginica")
-    assert first["class_id"] == 0 and second["class_id"] == 2
+    assert (first["label"], second["label"]) == ("setosa", "virginica")
+    assert first["label_id"] == 0 and second["label_id"] == 2
     assert math.isclose(sum(first["probabilities"].values()), 1.0, rel_tol=1e-6)
-    assert first["confidence"] == max(first["probabilities"].values())
+    assert first["probability"] == max(first["probabilities"].values())
     assert first["request_id"] != second["request_id"]
+    assert (first["model_version"], first["variant"]) == ("1", "champion")
+    assert response.headers["x-model-variant"] == "champion"
+    assert response.headers["x-model-version"] == "1"
 
 
 def test_predict_single_and_many_named_instances(client: TestClient) -> None:
     single = client.post("/predict", json=_named(SETOSA))
     assert single.status_code == 200, single.text
     body = single.json()
-    assert body["model_name"] == MODEL and body["model_version"] == "1"
-    assert [p["class_name"] for p in body["predictions"]] == ["setosa"]
+    assert body["model_name"] == MODEL
+    assert [(p["label"], p["model_version"]) for p in body["predictions"]] == [("setosa", "1")]
+    assert body["predictions"][0]["unknown_categories"] == {}
 
     many = client.post("/predict", json={"instances": [_named(SETOSA), _named(VIRGINICA)]})
-    assert [p["class_name"] for p in many.json()["predictions"]] == ["setosa", "virginica"]
+    assert [p["label"] for p in many.json()["predictions"]] == ["setosa", "virginica"]
 
 
 def test_metadata_describes_model_features_and_limits(client: TestClient) -> None:
@@ -64,6 +78,7 @@ def test_metadata_describes_model_features_and_limits(client: TestClient) -> Non
     assert [f["name"] for f in meta["features"]] == FEATURES
     assert meta["classes"] == ["setosa", "versicolor", "virginica"]
     assert meta["serving"]["max_instances"] == 8
+    assert meta["variants"]["champion"]["model_version"] == "1"
 
 
 def test_feedback_updates_rolling_accuracy_gauge(client: TestClient) -> None:
@@ -71,6 +86,7 @@ def test_feedback_updates_rolling_accuracy_gauge(client: TestClient) -> None:
     right = client.post("/feedback", json={"request_id": rows[0]["request_id"], "label": "setosa"})
     assert right.status_code == 200, right.text
     assert right.json()["correct"] is True
+    assert (right.json()["variant"], right.json()["model_version"]) == ("champion", "1")
     wrong = client.post("/feedback", json={"request_id": rows[1]["request_id"], "label": "setosa"})
     assert wrong.json()["correct"] is False
 
@@ -81,9 +97,12 @@ def test_feedback_updates_rolling_accuracy_gauge(client: TestClient) -> None:
     bad_label = client.post("/feedback", json={"request_id": rows[1]["request_id"], "label": "x"})
     assert bad_label.status_code == 400 and "label" in bad_label.text
 
-    stats = client.post("/stats").json()
-    assert stats["labelled"] >= 2
-    assert metric_total(client, "mlops_rolling_accuracy", model=MODEL) == stats["rolling_accuracy"]
+    champion = _champion_stats(client)
+    assert champion["labelled"] >= 2
+    assert (
+        metric_total(client, "mlops_rolling_accuracy", model=MODEL, variant="champion")
+        == champion["rolling_accuracy"]
+    )
 
 
 BAD_CLASSIFY: list[tuple[str, bytes, int, str]] = [
@@ -181,10 +200,13 @@ def test_health_and_metrics_families(client: TestClient) -> None:
         "mlops_feature_drift_detected",
         "mlops_drifted_features_share",
         "mlops_prediction_drift_score",
-        "bentoml_service_adaptive_batch_size_bucket",
+        "mlops_batch_size_bucket",
+        "mlops_model_info",
+        "mlops_challenger_weight",
     ):
         assert family in text, family
     assert 'class="setosa"' in text and f'model="{MODEL}"' in text
+    assert 'variant="champion"' in text
 
 
 def test_drift_gauges_move_with_shifted_inputs(client: TestClient) -> None:
@@ -199,14 +221,14 @@ def test_drift_gauges_move_with_shifted_inputs(client: TestClient) -> None:
     )
     for chunk in np.array_split(reference_like, 25):
         client.post("/classify", json={"rows": chunk.round(2).tolist()})
-    calm = client.post("/stats").json()["drift"]
+    calm = _champion_stats(client)["drift"]
 
     shifted = reference_like.copy()
     shifted[:, 0] += 3.0
     for _ in range(3):
         for chunk in np.array_split(shifted, 25):
             client.post("/classify", json={"rows": chunk.round(2).tolist()})
-    moved = client.post("/stats").json()["drift"]
+    moved = _champion_stats(client)["drift"]
 
     calm_scores = {f["feature"]: f for f in calm["features"]}
     moved_scores = {f["feature"]: f for f in moved["features"]}
@@ -217,7 +239,7 @@ def test_drift_gauges_move_with_shifted_inputs(client: TestClient) -> None:
 
 
 def test_stats_summarise_traffic(client: TestClient) -> None:
-    stats = client.post("/stats").json()
+    stats = _champion_stats(client)
     assert stats["predictions"] == sum(stats["by_class"].values()) > 0
     assert 0.0 < stats["mean_confidence"] <= 1.0
     assert (

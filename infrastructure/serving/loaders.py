@@ -1,0 +1,312 @@
+"""One loader per model kind: a stored version (BentoML tag) in, a :class:`LoadedModel` out.
+
+A new kind of model costs one scorer and one loader here; the prediction use case, pool,
+reloader, monitors and service shape are shared.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import bentoml
+import numpy as np
+import pandas as pd
+
+from application.inference.prediction_cache import PredictionCache
+from domain.data.schema import FeatureKind, FeatureSchema
+from domain.data.text import TEXT_LENGTH_FEATURE
+from domain.models.contract import ServingContract
+from domain.serving.model import DriftValues, LoadedModel
+from infrastructure.config.settings import ServingSettings, TextServingSettings
+from infrastructure.store.bento_model_store import VERSION_LABEL, BentoModelStore, stored_contract
+from shared.errors import ModelNotFoundError
+
+logger = logging.getLogger(__name__)
+
+Row = tuple[Any, ...]
+
+# Measured on 2 CPU cores over SST-2 sentences (README, "Serve (text)"): length-sorted passes
+# of at most 256 padded tokens served 277-355 texts/s at batch 64, passes of 8 texts 220-306
+# and one pass of 64 texts 130; budgets of 96-128 tokens lost at batch 64, 1024+ at every size.
+CPU_FORWARD_TOKENS = 256
+# Warm-up batches are padded to the model's max length: the most expensive shape it serves.
+WARMUP_SENTENCE = "a warm , funny and thoroughly engaging film that never loses its way . "
+SMOKE_TEXTS = ["a fine film .", "dull and lifeless ."]
+
+
+def _stored(tag: str) -> Any:
+    try:
+        return bentoml.models.get(tag)
+    except bentoml.exceptions.NotFound:
+        raise ModelNotFoundError(f"model {tag!r} is not in the BentoML store") from None
+
+
+def _loaded(stored: Any, contract: ServingContract, scorer: Any) -> LoadedModel:
+    labels = dict(stored.info.labels)
+    return LoadedModel(
+        tag=str(stored.tag),
+        name=labels.get("registered_model", stored.tag.name),
+        version=labels.get(VERSION_LABEL, stored.tag.version or ""),
+        contract=contract,
+        scorer=scorer,
+    )
+
+
+class TabularScorer:
+    """A scikit-learn Pipeline over rows in feature-schema order; missing values as NaN."""
+
+    def __init__(self, model: Any, schema: FeatureSchema, contract: ServingContract) -> None:
+        self._model = model
+        self._schema = schema
+        self._contract = contract
+        self._names = schema.names
+        self._numeric = {i for i, s in enumerate(schema.features) if s.kind is FeatureKind.NUMERIC}
+        self._known = {
+            s.name: frozenset(s.categories)
+            for s in schema.features
+            if s.kind is FeatureKind.CATEGORICAL
+        }
+        self._classes = tuple(str(c) for c in model.classes_)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self._classes
+
+    def frame(self, rows: Sequence[Row]) -> pd.DataFrame:
+        """Rows as training saw them: numbers as float64 and missing values as NaN.
+
+        A ``null`` category must become NaN, not None: the Pipeline's imputer for object
+        columns matches missing values by ``x != x``, which None does not satisfy.
+        """
+        frame = pd.DataFrame.from_records(list(rows), columns=self._names)
+        for index, name in enumerate(self._names):
+            if index in self._numeric:
+                frame[name] = frame[name].astype("float64")
+            else:
+                frame[name] = frame[name].astype(object).where(frame[name].notna(), np.nan)
+        return frame
+
+    def predict_proba(self, inputs: Sequence[Row]) -> np.ndarray:
+        frame = self.frame(inputs)
+        if hasattr(self._model, "predict_proba"):
+            probabilities: np.ndarray = np.asarray(self._model.predict_proba(frame), dtype=float)
+            return probabilities
+        # Estimators without probabilities: the predicted class gets all the mass.
+        predicted = np.asarray(self._model.predict(frame)).astype(str)
+        one_hot: np.ndarray = (predicted[:, None] == np.array(self._classes)[None, :]).astype(float)
+        return one_hot
+
+    def drift_values(self, inputs: Sequence[Row]) -> DriftValues:
+        numeric = {
+            name: np.asarray(
+                [np.nan if row[i] is None else float(row[i]) for row in inputs], dtype=float
+            )
+            for i, name in enumerate(self._names)
+            if i in self._numeric
+        }
+        categorical = {
+            name: [None if row[i] is None else str(row[i]) for row in inputs]
+            for i, name in enumerate(self._names)
+            if name in self._known
+        }
+        return numeric, categorical
+
+    def unknown_categories(self, row: Row) -> dict[str, str]:
+        return {
+            name: value
+            for name, value in zip(self._names, row, strict=True)
+            if name in self._known and value is not None and value not in self._known[name]
+        }
+
+    def smoke_inputs(self) -> list[Any]:
+        """The training profile's middle value per feature, and a row of gaps."""
+        profile = self._contract.reference_profile
+        typical: list[Any] = []
+        for spec in self._schema.features:
+            if spec.kind is FeatureKind.NUMERIC:
+                typical.append(float(np.median(profile.numeric[spec.name].sample)))
+            else:
+                frequencies = profile.categorical[spec.name].frequencies
+                typical.append(max(frequencies, key=frequencies.__getitem__, default=None))
+        return [tuple(typical), tuple(None for _ in typical)]
+
+
+class SklearnModelLoader:
+    """Tabular models from the BentoML store (``bentoml.sklearn``)."""
+
+    def load(self, tag: str) -> LoadedModel:
+        stored = _stored(tag)
+        contract = stored_contract(stored)
+        if contract.feature_schema is None:
+            raise ModelNotFoundError(f"{tag} is a {contract.task} model, not a tabular one")
+        model = bentoml.sklearn.load_model(stored)
+        return _loaded(stored, contract, TabularScorer(model, contract.feature_schema, contract))
+
+
+@dataclass(frozen=True)
+class ForwardPlan:
+    """How a batch is cut into forward passes: texts per pass, padded tokens per pass (0: any)."""
+
+    max_texts: int
+    max_tokens: int
+
+
+def forward_plan(settings: TextServingSettings, device: str) -> ForwardPlan:
+    """The setting's token budget, else small length-sorted passes on CPU, whole batches on GPU.
+
+    On CPU, cost grows with the padded tokens a pass computes, and short passes of texts of
+    similar length pad least; a GPU runs a large pass in about the time of a small one.
+    """
+    tokens = settings.forward_max_tokens
+    if not tokens and device == "cpu":
+        tokens = CPU_FORWARD_TOKENS
+    return ForwardPlan(max(settings.max_batch_size, settings.max_instances), tokens)
+
+
+@dataclass
+class WarmupRecord:
+    batch_ms: dict[int, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class TextScorer:
+    """A fine-tuned transformers classifier over normalized texts, with an optional cache."""
+
+    def __init__(
+        self,
+        classifier: Any,
+        version: str,
+        forward: ForwardPlan,
+        cache: PredictionCache[np.ndarray] | None,
+        on_cache: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.classifier = classifier
+        self._classes = tuple(classifier.classes)
+        self._version = version
+        self.forward = forward
+        self._cache = cache
+        self._on_cache = on_cache
+        self.warmup = WarmupRecord()
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self._classes
+
+    @property
+    def device(self) -> str:
+        return str(self.classifier.device)
+
+    def _score(self, texts: Sequence[str]) -> np.ndarray:
+        scores: np.ndarray = self.classifier.predict_proba(
+            list(texts), batch_size=self.forward.max_texts, max_tokens=self.forward.max_tokens
+        )
+        return scores
+
+    def predict_proba(self, inputs: Sequence[str]) -> np.ndarray:
+        texts = list(inputs)
+        if self._cache is None:
+            return self._score(texts)
+        keys = [(self._version, text) for text in texts]
+        lookup = self._cache.lookup(keys)
+        scores = np.empty((len(texts), len(self._classes)))
+        for position, row in lookup.hits.items():
+            scores[position] = row
+        if lookup.misses:
+            computed = self._score([texts[i] for i in lookup.misses])
+            scores[lookup.misses] = computed
+            # Copies: a view would keep the whole batch's array alive in the cache.
+            self._cache.store([(keys[i], computed[j].copy()) for j, i in enumerate(lookup.misses)])
+        if self._on_cache is not None:
+            self._on_cache(len(lookup.hits), len(lookup.misses))
+        return scores
+
+    def drift_values(self, inputs: Sequence[str]) -> DriftValues:
+        lengths = np.fromiter((len(text) for text in inputs), dtype=float, count=len(inputs))
+        return {TEXT_LENGTH_FEATURE: lengths}, {}
+
+    def smoke_inputs(self) -> list[Any]:
+        return list(SMOKE_TEXTS)
+
+    def warm(self, batch_sizes: Sequence[int], rounds: int, max_length: int) -> None:
+        """Runs every batch size before the version takes traffic (kernels, allocator)."""
+        text = (WARMUP_SENTENCE * (max_length // 8 + 1)).strip()
+        started = time.perf_counter()
+        for size in sorted(set(batch_sizes)):
+            for _ in range(rounds):
+                begun = time.perf_counter()
+                self._score([text] * size)
+            # The last round is the steady-state cost this batch size will have.
+            self.warmup.batch_ms[size] = round((time.perf_counter() - begun) * 1000.0, 2)
+        self.warmup.seconds = round(time.perf_counter() - started, 3)
+
+
+class TransformersModelLoader:
+    """Text models from the BentoML store, on CUDA when torch sees it, warmed before use."""
+
+    def __init__(
+        self,
+        settings: TextServingSettings,
+        on_cache: Callable[[str, int, int], None] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._on_cache = on_cache
+
+    def load(self, tag: str) -> LoadedModel:
+        from infrastructure.ml.text.classifier import TransformersTextClassifier
+
+        settings = self._settings
+        stored = _stored(tag)
+        contract = stored_contract(stored)
+        if contract.max_length is None:
+            raise ModelNotFoundError(f"{tag} is a {contract.task} model, not a text one")
+        classifier = TransformersTextClassifier.load(
+            Path(stored.path), contract.max_length, device=settings.device
+        )
+        if tuple(classifier.classes) != contract.classes:
+            raise ValueError(
+                f"{tag}: model labels {classifier.classes} differ from its contract's classes "
+                f"{list(contract.classes)}"
+            )
+        version = str(stored.info.labels.get(VERSION_LABEL, stored.tag.version or ""))
+        cache = (
+            PredictionCache[np.ndarray](settings.cache_size, settings.cache_ttl_s)
+            if settings.cache
+            else None
+        )
+        on_cache = self._on_cache
+        scorer = TextScorer(
+            classifier,
+            version,
+            forward_plan(settings, classifier.device),
+            cache,
+            (lambda hits, misses: on_cache(version, hits, misses)) if on_cache else None,
+        )
+        largest = max(settings.max_batch_size, settings.max_instances)
+        scorer.warm(
+            [min(size, largest) for size in settings.warmup_batch_sizes],
+            settings.warmup_rounds,
+            contract.max_length,
+        )
+        logger.info("%s warmed in %.2fs: %s", tag, scorer.warmup.seconds, scorer.warmup.batch_ms)
+        return _loaded(stored, contract, scorer)
+
+
+class BentoStoreModelSource:
+    """Aliases as the BentoML store's labels show them (promotion mirrors the registry there).
+
+    An exact ``model_tag`` in the settings pins the champion to that tag.
+    """
+
+    def __init__(self, settings: ServingSettings) -> None:
+        self._settings = settings
+        self._store = BentoModelStore()
+
+    def tag_for_alias(self, name: str, alias: str) -> str | None:
+        if self._settings.model_tag and alias == self._settings.model_alias:
+            return self._settings.model_tag
+        return self._store.tag_for_alias(name, alias)

@@ -1,0 +1,271 @@
+"""What one service worker runs, whatever the model kind: pool, routing, batching, monitors,
+reloader and watcher. The Bento service classes are thin and delegate every API here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from bentoml.exceptions import InvalidArgument, NotFound, ServiceUnavailable
+from pydantic import BaseModel, ConfigDict, Field
+
+from application.inference.model_pool import ModelPool
+from application.inference.reload import AliasWatcher, Reloader, ReloadReport
+from application.inference.serve_predictions import PredictionService
+from application.monitoring.serving_monitor import FeedbackOutcome, ServingMonitor
+from application.monitoring.variant_monitors import ShadowStats, VariantMonitors, VariantStats
+from domain.monitoring.feedback import RollingAccuracy
+from domain.ports import ModelLoader, ModelSource
+from domain.serving.model import LoadedModel
+from domain.serving.prediction import Prediction
+from domain.serving.variants import CHALLENGER, TrafficSplit, VariantName
+from infrastructure.config.settings import ServingSettings
+from infrastructure.monitoring.prometheus_metrics import (
+    PrometheusServiceMetrics,
+    PrometheusServingMetrics,
+)
+from shared.errors import InvalidInputError, OverloadedError, UnknownPredictionError
+
+logger = logging.getLogger(__name__)
+
+VARIANT_HEADER = "x-model-variant"
+VERSION_HEADER = "x-model-version"
+
+
+class FeedbackAnswer(FeedbackOutcome):
+    """The outcome, and which variant and version answered the request."""
+
+    variant: str
+    model_version: str
+
+
+class TrafficRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    challenger_weight: float = Field(
+        ge=0.0, le=100.0, strict=True, description="percent of live traffic"
+    )
+
+
+class TrafficState(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    challenger_weight: float
+    routing_header: str
+    serving: dict[str, str] = Field(description="variant -> model version")
+
+
+class ServiceStats(BaseModel):
+    """`stats`: per variant (with its version), shadow agreement, traffic and reloads."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model_name: str
+    variants: list[VariantStats]
+    shadow: ShadowStats
+    traffic: TrafficState
+    last_reload: ReloadReport | None
+    reload_failures: int
+    swaps: int
+
+
+class ServingRuntime:
+    def __init__(
+        self,
+        settings: ServingSettings,
+        loader: ModelLoader,
+        source: ModelSource,
+        endpoints: tuple[str, ...],
+    ) -> None:
+        self.settings = settings
+        self._endpoints = endpoints
+        self.pool = ModelPool()
+        self.split = TrafficSplit(settings.challenger_weight)
+        self.metrics = PrometheusServiceMetrics(settings.model_name)
+        self.monitors = VariantMonitors(self._new_monitor)
+        # One thread scores at a time (the model's own kernels use the cores); the shadow has
+        # its own so a slow shadow never queues in front of live batches.
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="model")
+        self._shadow_executor = ThreadPoolExecutor(1, thread_name_prefix="shadow")
+        self.predictions = PredictionService(
+            self.pool,
+            self.split,
+            self.monitors,
+            self._executor,
+            self._shadow_executor,
+            # Requests are never split, so a limit of 1 scores each request on its own.
+            max_batch_size=settings.max_batch_size if settings.batching else 1,
+            shadow_timeout_s=settings.shadow_timeout_s,
+            on_batch=self.metrics.batch,
+            max_wait_s=settings.max_latency_ms / 1000.0,
+        )
+        self.reloader = Reloader(
+            settings.model_name,
+            settings.variants(),
+            source,
+            loader,
+            self.pool,
+            on_swap=self._swapped,
+            on_failure=lambda variant, error: self.metrics.reload_failed(variant),
+        )
+        self.watcher = AliasWatcher(self.reloader, settings.reload_interval_s)
+        self.startup_error: str | None = None
+        self._started = threading.Event()
+        self.metrics.challenger_weight(self.split.challenger_weight)
+
+    # -- life cycle -------------------------------------------------------------------
+    def start(self) -> None:
+        """Loads the variants in a thread (``/readyz`` is 503 meanwhile), then watches."""
+        threading.Thread(target=self._first_load, name="first-load", daemon=True).start()
+
+    def _first_load(self) -> None:
+        try:
+            report = self.reloader.reload()
+            if self.pool.get("champion") is None:
+                champion = report.variants[0]
+                self.startup_error = (
+                    f"no champion: alias {champion.alias!r} of {self.settings.model_name!r} "
+                    f"points at {champion.target!r} ({champion.error or champion.outcome})"
+                )
+                logger.error("%s; /readyz stays 503", self.startup_error)
+        except Exception as error:  # the service must report it, not die silently
+            self.startup_error = f"{type(error).__name__}: {error}"
+            logger.exception("first load failed; /readyz stays 503")
+        finally:
+            self._started.set()
+            self.watcher.start()
+
+    @property
+    def ready(self) -> bool:
+        return self._started.is_set() and self.pool.get("champion") is not None
+
+    def wait_ready(self, timeout: float) -> bool:
+        self._started.wait(timeout)
+        return self.ready
+
+    def _new_monitor(self, variant: str, model: LoadedModel) -> ServingMonitor:
+        settings = self.settings
+        return ServingMonitor(
+            model.contract.reference_profile,
+            model.scorer.classes,
+            PrometheusServingMetrics(model.name, model.version, variant, self._endpoints),
+            settings.drift_config(),
+            window=settings.drift_window,
+            drift_every=settings.drift_every,
+            feedback=RollingAccuracy(settings.feedback_window, settings.feedback_remembered),
+            latency_endpoints=frozenset({"classify", "predict"}),
+        )
+
+    def _swapped(self, variant: VariantName, model: LoadedModel | None) -> None:
+        previous = self.monitors.active(variant)
+        previous_version = self._serving_version(variant, previous)
+        if model is None:
+            self.monitors.retire(variant)
+            self.metrics.swapped(variant, "removed")
+        else:
+            self.monitors.monitor_for(variant, model)
+            self.metrics.swapped(variant, "loaded")
+        self.metrics.model_info(variant, model.version if model else None, previous_version)
+        # The old version's arrays go once no batch holds them; collect them now rather than
+        # at the next automatic cycle so RSS follows the swap.
+        gc.collect()
+
+    def _serving_version(self, variant: str, monitor: ServingMonitor | None) -> str | None:
+        for entry in self.monitors.stats() if monitor is not None else []:
+            if entry.variant == variant:
+                return entry.model_version
+        return None
+
+    def record_cache(self, version: str, hits: int, misses: int) -> None:
+        for variant, model in self.pool.snapshot().items():
+            monitor = self.monitors.active(variant)
+            if model.version == version and monitor is not None:
+                monitor.record_cache(hits, misses)
+                return
+
+    # -- APIs -------------------------------------------------------------------------
+    async def predict(self, endpoint: str, inputs: list[Any], ctx: Any) -> list[Prediction]:
+        if not self.ready:
+            raise ServiceUnavailable(self.startup_error or "the model is still loading")
+        key = ctx.request.headers.get(self.settings.routing_header)
+        try:
+            predictions = await self.predictions.predict(endpoint, inputs, key)
+        except OverloadedError as error:
+            raise ServiceUnavailable(str(error)) from None
+        if predictions:
+            ctx.response.headers[VARIANT_HEADER] = predictions[0].variant
+            ctx.response.headers[VERSION_HEADER] = predictions[0].model_version
+        return predictions
+
+    def feedback(self, request_id: str, label: str) -> FeedbackAnswer:
+        try:
+            attributed = self.monitors.feedback(request_id, label)
+        except InvalidInputError as error:
+            raise InvalidArgument(str(error)) from None
+        except UnknownPredictionError as error:
+            raise NotFound(str(error)) from None
+        return FeedbackAnswer(
+            **attributed.outcome.model_dump(),
+            variant=attributed.variant,
+            model_version=attributed.model_version,
+        )
+
+    def traffic(self) -> TrafficState:
+        return TrafficState(
+            challenger_weight=self.split.challenger_weight,
+            routing_header=self.settings.routing_header,
+            serving={variant: model.version for variant, model in self.pool.snapshot().items()},
+        )
+
+    def set_traffic(self, request: TrafficRequest) -> TrafficState:
+        if request.challenger_weight > 0 and not any(
+            v.name == CHALLENGER for v in self.reloader.variants
+        ):
+            raise InvalidArgument(
+                "challenger_weight: this service follows no challenger alias "
+                f"({self.settings.model_config.get('env_prefix', '')}CHALLENGER_ALIAS is empty)"
+            )
+        self.split.set_weight(request.challenger_weight)
+        self.metrics.challenger_weight(request.challenger_weight)
+        logger.info("challenger weight set to %s%%", request.challenger_weight)
+        return self.traffic()
+
+    async def reload(self) -> ReloadReport:
+        return await asyncio.to_thread(self.reloader.reload)
+
+    def stats(self) -> ServiceStats:
+        shadow = self.monitors.shadow_stats()
+        if shadow.agreement is not None:
+            self.metrics.shadow_agreement(shadow.agreement)
+        return ServiceStats(
+            model_name=self.settings.model_name,
+            variants=self.monitors.stats(),
+            shadow=shadow,
+            traffic=self.traffic(),
+            last_reload=self.reloader.last,
+            reload_failures=self.reloader.failures,
+            swaps=self.reloader.swaps,
+        )
+
+    def observe_request(
+        self, endpoint: str, status: int, seconds: float, variant: str | None
+    ) -> None:
+        self.monitors.record_request(variant, endpoint, status, seconds)
+
+    def describe_variants(self) -> dict[str, Any]:
+        return {
+            variant: {
+                "model_version": model.version,
+                "bentoml_tag": model.tag,
+                "task": model.contract.task,
+                "metrics": model.contract.metrics,
+                "estimator": model.contract.estimator,
+                "gate": model.contract.gate.model_dump(),
+            }
+            for variant, model in self.pool.snapshot().items()
+        }
