@@ -16,6 +16,7 @@ from domain.evaluation.classification import ClassificationReport
 from domain.models.contract import ServingContract
 from domain.models.version import ModelVersionInfo
 from domain.monitoring.drift import FeatureDrift, MissingDrift
+from domain.serving.canary import VariantFigures
 from domain.serving.model import LoadedModel
 
 
@@ -252,3 +253,25 @@ class ModelLoader(Protocol):
     """Loads a stored version (by tag) of the kind this loader serves, ready to score."""
 
     def load(self, tag: str) -> LoadedModel: ...
+
+
+class CanaryTarget(Protocol):
+    """The running service(s) a canary steers: traffic weight in, per-variant figures out."""
+
+    def set_challenger_weight(self, weight: float) -> None: ...
+
+    def figures(self) -> tuple[VariantFigures | None, VariantFigures | None]:
+        """(champion, challenger) as the service reports them now; None when not loaded."""
+        ...
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class AuditLog(Protocol):
+    """Append-only record of state changes: who, what, when, before/after, outcome."""
+
+    def append(self, event: Mapping[str, Any]) -> None: ...

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from infrastructure.config.settings import MlopsSettings
 from shared.logging import configure_logging
 
 if TYPE_CHECKING:
+    from application.registry.canary import CanaryOutcome
     from application.training.jobs import TabularJobConfig, TextJobConfig
     from application.training.train_tabular import TrainingOutcome
     from application.training.train_text import TextTrainingOutcome
+    from domain.ports import AuditLog
+    from domain.serving.canary import CanaryConfig
+    from infrastructure.audit.jsonl_audit_log import JsonlAuditLog
     from infrastructure.ml.dataset_loader import PandasDatasetLoader
     from infrastructure.ml.sklearn_trainer import SklearnTabularTrainer
     from infrastructure.ml.text.trainer import TransformersTextTrainer
@@ -37,6 +41,18 @@ def prepare_environment(settings: MlopsSettings) -> None:
     # MLflow otherwise warns on every run about git metadata it cannot find.
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     configure_logging(settings.log_level)
+
+
+@dataclass(frozen=True)
+class TeeAuditLog:
+    """Writes every event to the audit log and shows it (the CLI's progress lines)."""
+
+    log: AuditLog
+    also: AuditLog
+
+    def append(self, event: Mapping[str, Any]) -> None:
+        self.log.append(event)
+        self.also.append(event)
 
 
 @dataclass
@@ -64,6 +80,33 @@ class Container:
         from infrastructure.store.bento_model_store import BentoModelStore
 
         return BentoModelStore()
+
+    @cached_property
+    def audit(self) -> JsonlAuditLog:
+        from infrastructure.audit.jsonl_audit_log import JsonlAuditLog
+
+        return JsonlAuditLog(self.settings.home / "audit.jsonl")
+
+    def run_canary(
+        self, name: str, url: str, config: CanaryConfig, progress: AuditLog | None = None
+    ) -> CanaryOutcome:
+        """The canary against the service at ``url``; champion moves only through promote."""
+        from application.registry.canary import run_canary
+        from application.registry.lifecycle import promote
+        from infrastructure.serving.canary_client import HttpCanaryTarget, SystemClock
+
+        audit: AuditLog = self.audit
+        if progress is not None:
+            audit = TeeAuditLog(self.audit, progress)
+        return run_canary(
+            name,
+            HttpCanaryTarget(url),
+            self.registry,
+            lambda version: promote(self.registry, self.store, name, version),
+            audit,
+            SystemClock(),
+            config,
+        )
 
     @cached_property
     def dataset_loader(self) -> PandasDatasetLoader:

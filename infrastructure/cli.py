@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from infrastructure.config.settings import MlopsSettings
-from shared.errors import GateFailedError, MlopsError
+from shared.errors import ConfigError, GateFailedError, MlopsError
 
 if TYPE_CHECKING:
     from application.validation.validate_model import ValidationResult
@@ -274,6 +274,41 @@ def rollback(model: Annotated[str, typer.Argument(help="registered model name")]
         container = _container()
         moved_from, moved_to = rollback_champion(container.registry, container.store, model)
     console.print(f"[green]{model} champion v{moved_from} -> v{moved_to}[/green]")
+
+
+@app.command()
+def canary(
+    model: Annotated[str, typer.Argument(help="registered model name")],
+    url: Annotated[str, typer.Option(help="the running service")] = "http://127.0.0.1:3000",
+    config: Annotated[
+        Path | None, typer.Option(help="canary config YAML (default: configs/canary.yaml values)")
+    ] = None,
+    interval: Annotated[float | None, typer.Option(help="seconds between analyses")] = None,
+) -> None:
+    """Step the challenger's traffic up, compare it with the champion at each step, then
+    promote it or set its weight back to 0. Exit 0 promoted, 1 rolled back, 3 inconclusive."""
+    from pydantic import ValidationError
+
+    from domain.serving.canary import CanaryConfig
+    from infrastructure.config.job_config import format_validation_error, read_yaml_mapping
+
+    class Progress:
+        def append(self, event: Any) -> None:
+            details = {k: v for k, v in event.items() if k not in ("at", "actor", "model")}
+            console.print(f"[cyan]{details.pop('action')}[/cyan] {details}")
+
+    with _user_errors():
+        values: dict[str, Any] = read_yaml_mapping(config) if config else {}
+        if interval is not None:
+            values["interval_s"] = interval
+        try:
+            settings = CanaryConfig.model_validate(values)
+        except ValidationError as error:
+            raise ConfigError(format_validation_error(error, str(config or "--interval"))) from None
+        outcome = _container().run_canary(model, url, settings, progress=Progress())
+    colour = {"promoted": "green", "rolled_back": "red", "inconclusive": "yellow"}[outcome.status]
+    console.print(f"[{colour}]{model}: {outcome.status}[/{colour}] {outcome.message}")
+    raise typer.Exit(outcome.exit_code)
 
 
 @app.command()

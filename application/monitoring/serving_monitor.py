@@ -95,6 +95,9 @@ class ServingStats(BaseModel):
     errors: dict[str, int]
     rolling_accuracy: float | None
     labelled: int
+    # The counts behind rolling_accuracy (its window), for tests of one accuracy against another.
+    window_correct: int = 0
+    window_labelled: int = 0
     drift: DriftReport
     cache_hits: int = 0
     cache_misses: int = 0
@@ -296,6 +299,7 @@ class ServingMonitor:
             errors = dict(self._errors)
             accuracy = self._feedback.accuracy
             labelled = self._feedback.labelled
+            window_correct, window_labelled = self._feedback.window_counts
             cache = dict(self._cache)
         if latencies.size:
             p50, p95, p99 = (float(v) for v in np.percentile(latencies, [50, 95, 99]))
@@ -310,6 +314,8 @@ class ServingMonitor:
             errors=errors,
             rolling_accuracy=accuracy,
             labelled=labelled,
+            window_correct=window_correct,
+            window_labelled=window_labelled,
             drift=drift,
             cache_hits=cache["hits"],
             cache_misses=cache["misses"],

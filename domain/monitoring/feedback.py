@@ -40,3 +40,8 @@ class RollingAccuracy:
     @property
     def accuracy(self) -> float | None:
         return sum(self._outcomes) / len(self._outcomes) if self._outcomes else None
+
+    @property
+    def window_counts(self) -> tuple[int, int]:
+        """(correct, labelled) over the scored window: what a test of accuracy needs."""
+        return sum(self._outcomes), len(self._outcomes)

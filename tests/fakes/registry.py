@@ -34,6 +34,7 @@ class FakeModelRegistry:
         self.histories: dict[str, list[str]] = {}
         self.models: dict[tuple[str, str], Classifier] = {}
         self.splits: dict[tuple[str, str], tuple[pd.DataFrame, pd.Series]] = {}
+        self.tags: dict[tuple[str, str], dict[str, str]] = {}
 
     def add(self, name: str, model: Classifier, labels: list[str], threshold: float) -> str:
         version = str(len(self.versions.get(name, {})) + 1)
@@ -65,8 +66,13 @@ class FakeModelRegistry:
         self.aliases.setdefault(name, {})[alias] = version
 
     def set_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
-        info = self.versions[name][version]
-        self.versions[name][version] = info.model_copy(update={"tags": {**info.tags, **tags}})
+        self.tags.setdefault((name, version), {}).update(tags)
+        info = self.versions.get(name, {}).get(version)
+        if info is not None:
+            self.versions[name][version] = info.model_copy(update={"tags": {**info.tags, **tags}})
+
+    def version_tags(self, name: str, version: str) -> dict[str, str]:
+        return dict(self.tags.get((name, version), {}))
 
     def champion_history(self, name: str) -> list[str]:
         return list(self.histories.get(name, []))

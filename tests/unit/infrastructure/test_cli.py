@@ -37,3 +37,19 @@ def test_info_prints_versions_device_and_masked_settings(monkeypatch: pytest.Mon
     assert "cpu" in result.output or "cuda" in result.output or "mps" in result.output
     assert "pw-123" not in result.output
     assert "postgresql://u:***@db/mlflow" in result.output
+
+
+def test_canary_names_a_bad_config_field_and_an_unreachable_service(tmp_path: object) -> None:
+    from pathlib import Path
+
+    config = Path(str(tmp_path)) / "canary.yaml"
+    config.write_text("step_weights: [50, 20]\n")
+    bad = runner.invoke(app, ["canary", "m", "--config", str(config)], terminal_width=200)
+    assert bad.exit_code == 2 and "step_weights" in bad.output
+
+    down = runner.invoke(
+        app, ["canary", "m", "--url", "http://127.0.0.1:9", "--interval", "0.01"],
+        terminal_width=200,
+    )  # fmt: skip
+    assert down.exit_code == 2 and "127.0.0.1:9" in down.output
+    assert "Traceback" not in down.output
