@@ -35,7 +35,7 @@ TEXT_PORT ?= 3001
 LOAD_USERS ?= 32
 LOAD_TIME ?= 30s
 
-.PHONY: help install format lint test clean checkgpu verify-lock train validate promote rollback models demo champion text-champion build build-text serve serve-tabular serve-text bench bench-tabular bench-text load load-text
+.PHONY: help install format lint test clean checkgpu verify-lock train validate promote rollback canary models demo champion text-champion build build-text serve serve-tabular serve-text bench bench-tabular bench-text load load-text
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -86,6 +86,9 @@ promote: install ## Promote MODEL's challenger to champion if it passes the gate
 
 rollback: install ## Return MODEL's champion to the previous champion
 	$(BIN)/mlops rollback $(MODEL)
+
+canary: install ## Canary MODEL's challenger on the service at HOST:PORT (configs/canary.yaml); promote or roll back
+	$(BIN)/mlops canary $(MODEL) --url http://$(HOST):$(PORT) --config configs/canary.yaml
 
 models: install ## List MODEL's versions, metrics, aliases and BentoML tags
 	$(BIN)/mlops models $(MODEL)

@@ -123,9 +123,9 @@ def variant_stats(client: TestClient, variant: str = "champion") -> dict[str, An
     return stats
 
 
-def batch_totals(client: TestClient, variant: str = "champion") -> tuple[float, float]:
-    """(inputs, model calls) so far, from the `mlops_batch_size` histogram."""
+def batch_totals(client: TestClient, model: str, variant: str = "champion") -> tuple[float, float]:
+    """(inputs, model calls) so far for one model, from the `mlops_batch_size` histogram."""
     return (
-        metric_total(client, "mlops_batch_size_sum", variant=variant),
-        metric_total(client, "mlops_batch_size_count", variant=variant),
+        metric_total(client, "mlops_batch_size_sum", model=model, variant=variant),
+        metric_total(client, "mlops_batch_size_count", model=model, variant=variant),
     )

@@ -93,16 +93,23 @@ def test_promotion_is_served_without_a_restart_and_no_request_fails(
     champion = next(v for v in report["variants"] if v["variant"] == "champion")
     assert champion["outcome"] == "swapped" and champion["serving"] == champion["target"]
     assert {_classify(client, f"z{i}")["model_version"] for i in range(10)} == {new_version}
-    served = metric_total(client, "mlops_model_info", variant="champion", version=new_version)
+    served = metric_total(
+        client, "mlops_model_info", model=MODEL, variant="champion", version=new_version
+    )
     assert served == 1.0
-    assert metric_total(client, "mlops_model_info", variant="champion", version="1") == 0.0
+    assert (
+        metric_total(client, "mlops_model_info", model=MODEL, variant="champion", version="1")
+        == 0.0
+    )
 
 
 def test_an_incompatible_version_is_refused_and_the_old_one_keeps_serving(
     client: TestClient, container: Container, home: Path
 ) -> None:
     serving = _classify(client, "a")["model_version"]
-    failures = metric_total(client, "mlops_model_reload_failures_total", variant="champion")
+    failures = metric_total(
+        client, "mlops_model_reload_failures_total", model=MODEL, variant="champion"
+    )
     # Two features instead of four: requests shaped for the service would not fit it.
     bad = _train_next(
         home,
@@ -121,7 +128,9 @@ def test_an_incompatible_version_is_refused_and_the_old_one_keeps_serving(
     assert (
         stats["reload_failures"] >= 1 and stats["last_reload"]["variants"][0]["outcome"] == "failed"
     )
-    after = metric_total(client, "mlops_model_reload_failures_total", variant="champion")
+    after = metric_total(
+        client, "mlops_model_reload_failures_total", model=MODEL, variant="champion"
+    )
     assert after == failures + 1
     # Put the alias back so the next tests start from the version that serves.
     container.registry.set_alias(MODEL, "champion", serving)
@@ -152,7 +161,7 @@ def test_a_challenger_gets_its_sticky_share_and_its_own_accuracy(
     assert challenger_stats["labelled"] == shares["challenger"]
     assert champion_stats["labelled"] >= shares["champion"]
     assert (
-        metric_total(client, "mlops_rolling_accuracy", variant="challenger")
+        metric_total(client, "mlops_rolling_accuracy", model=MODEL, variant="challenger")
         == challenger_stats["rolling_accuracy"]
     )
 

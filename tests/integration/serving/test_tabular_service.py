@@ -131,14 +131,18 @@ def test_bad_classify_input_is_a_named_4xx(
     client: TestClient, case: str, body: bytes, status: int, message: str
 ) -> None:
     served_before = metric_total(client, "mlops_predictions_total", model=MODEL)
-    errors_before = metric_total(client, "mlops_request_errors_total", endpoint="classify")
+    errors_before = metric_total(
+        client, "mlops_request_errors_total", model=MODEL, endpoint="classify"
+    )
 
     response = client.post("/classify", content=body, headers={"content-type": "application/json"})
 
     assert response.status_code == status, response.text
     assert message in response.text
     assert metric_total(client, "mlops_predictions_total", model=MODEL) == served_before
-    errors_after = metric_total(client, "mlops_request_errors_total", endpoint="classify")
+    errors_after = metric_total(
+        client, "mlops_request_errors_total", model=MODEL, endpoint="classify"
+    )
     assert errors_after == errors_before + 1
     assert client.post("/classify", json={"rows": [SETOSA]}).status_code == 200
 
@@ -235,7 +239,10 @@ def test_drift_gauges_move_with_shifted_inputs(client: TestClient) -> None:
     assert moved_scores["sepal_length_cm"]["drifted"] is True
     assert moved_scores["sepal_length_cm"]["score"] > calm_scores["sepal_length_cm"]["score"]
     assert moved["drifted_share"] >= 0.25
-    assert metric_total(client, "mlops_feature_drift_detected", feature="sepal_length_cm") == 1.0
+    detected = metric_total(
+        client, "mlops_feature_drift_detected", model=MODEL, feature="sepal_length_cm"
+    )
+    assert detected == 1.0
 
 
 def test_stats_summarise_traffic(client: TestClient) -> None:

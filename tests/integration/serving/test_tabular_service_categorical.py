@@ -55,7 +55,9 @@ def test_null_features_are_imputed_counted_and_non_finite_stays_rejected(
     assert rows.json()[0]["probabilities"] == single.json()["predictions"][0]["probabilities"]
 
     missing = {
-        feature: metric_total(churn_client, "mlops_feature_missing_values_total", feature=feature)
+        feature: metric_total(
+            churn_client, "mlops_feature_missing_values_total", model="serve-churn", feature=feature
+        )
         for feature in ("income", "region", "plan")
     }
     assert missing == {"income": 4.0, "region": 4.0, "plan": 0.0}

@@ -179,13 +179,15 @@ def test_feedback_scores_predictions_once(client: TestClient) -> None:
     assert malformed.json()["detail"][0]["loc"] == ["request_id"]
 
 
-def test_concurrent_requests_form_batches_larger_than_one(client: TestClient) -> None:
-    before = batch_totals(client)
+def test_concurrent_requests_form_batches_larger_than_one(
+    client: TestClient, text_champion: str
+) -> None:
+    before = batch_totals(client, text_champion)
     texts = [f"{POSITIVE} take {i}" for i in range(96)]
     with ThreadPoolExecutor(max_workers=32) as pool:
         replies = list(pool.map(lambda t: client.post("/classify", json={"texts": [t]}), texts))
     assert all(reply.status_code == 200 for reply in replies)
-    after = batch_totals(client)
+    after = batch_totals(client, text_champion)
     texts_served, batches = after[0] - before[0], after[1] - before[1]
     assert texts_served == 96
     assert batches < 96, "some forward passes served several requests"

@@ -60,7 +60,7 @@ def test_batching_can_be_switched_off(text_champion: str) -> None:
     service = text_service(model_name=text_champion, batching=False, warmup_batch_sizes=(1,))
     with asgi_client(service) as client:
         _wait_ready(client)
-        before = batch_totals(client)
+        before = batch_totals(client, text_champion)
         with ThreadPoolExecutor(max_workers=8) as pool:
             replies = list(
                 pool.map(
@@ -68,7 +68,7 @@ def test_batching_can_be_switched_off(text_champion: str) -> None:
                 )
             )
         assert all(reply.status_code == 200 and len(reply.json()) == 2 for reply in replies)
-        after = batch_totals(client)
+        after = batch_totals(client, text_champion)
         # The multiprocess metrics outlive earlier apps: compare with the totals before.
         assert (after[0] - before[0], after[1] - before[1]) == (32, 16), "one call per request"
         assert client.post("/metadata").json()["serving"]["batching"] is False
