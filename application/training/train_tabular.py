@@ -20,7 +20,7 @@ from domain.evaluation.classification import (
     classification_report,
     held_out_metric_keys,
 )
-from domain.models.contract import TABULAR_TASK, ServingContract
+from domain.models.contract import SERVING_CONTRACT_ARTIFACT, TABULAR_TASK, ServingContract
 from domain.models.policy import GateDecision, evaluate_gate
 from domain.models.version import ModelVersionInfo
 from domain.monitoring.profile import build_reference_profile
@@ -179,22 +179,25 @@ def train_tabular(
         )
         registry.set_alias(job.registered_model_name, CHALLENGER, registered.version)
 
+        contract = ServingContract(
+            task=TABULAR_TASK,
+            classes=schema.classes,
+            metrics=winner.report.metrics(),
+            reference_profile=profile,
+            gate=gate_record(gate),
+            feature_schema=schema,
+            candidate=winner.name,
+            estimator=winner.estimator,
+            dataset_fingerprint=fingerprint,
+        )
+        # Kept with the run too, so a service can pull this version from MLflow alone.
+        tracker.log_json(contract.to_metadata(), SERVING_CONTRACT_ARTIFACT)
         say("saving the model into the BentoML store")
         stored_tag = store.save_classifier(
             job.registered_model_name,
             models[winner.name],
             labels=store_labels(run_id, registered, fingerprint.short, TABULAR_TASK),
-            contract=ServingContract(
-                task=TABULAR_TASK,
-                classes=schema.classes,
-                metrics=winner.report.metrics(),
-                reference_profile=profile,
-                gate=gate_record(gate),
-                feature_schema=schema,
-                candidate=winner.name,
-                estimator=winner.estimator,
-                dataset_fingerprint=fingerprint,
-            ),
+            contract=contract,
         )
         link_stored_model(registry, tracker, registered, stored_tag)
 

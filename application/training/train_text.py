@@ -26,7 +26,7 @@ from domain.evaluation.classification import (
     classification_report,
     held_out_metric_keys,
 )
-from domain.models.contract import TEXT_TASK, ServingContract
+from domain.models.contract import SERVING_CONTRACT_ARTIFACT, TEXT_TASK, ServingContract
 from domain.models.policy import GateDecision, evaluate_gate
 from domain.models.version import ModelVersionInfo
 from domain.ports import (
@@ -219,23 +219,26 @@ def train_text(
             version_tags,
         )
         registry.set_alias(job.registered_model_name, CHALLENGER, registered.version)
+        contract = ServingContract(
+            task=TEXT_TASK,
+            classes=tuple(classes),
+            metrics=metrics,
+            reference_profile=profile,
+            gate=gate_record(gate),
+            max_length=job.max_length,
+            base_model=job.base_model,
+            method=job.method,
+            dataset_fingerprint=fingerprints["train"],
+            training=run_figures,
+        )
+        # Kept with the run too, so a service can pull this version from MLflow alone.
+        tracker.log_json(contract.to_metadata(), SERVING_CONTRACT_ARTIFACT)
         say("saving the model into the BentoML store")
         stored_tag = store.save_text_model(
             job.registered_model_name,
             fit.model_dir,
             labels=store_labels(run_id, registered, fingerprints["train"].short, TEXT_TASK),
-            contract=ServingContract(
-                task=TEXT_TASK,
-                classes=tuple(classes),
-                metrics=metrics,
-                reference_profile=profile,
-                gate=gate_record(gate),
-                max_length=job.max_length,
-                base_model=job.base_model,
-                method=job.method,
-                dataset_fingerprint=fingerprints["train"],
-                training=run_figures,
-            ),
+            contract=contract,
         )
         link_stored_model(registry, tracker, registered, stored_tag)
     return TextTrainingOutcome(

@@ -17,6 +17,8 @@ from domain.data.schema import FeatureSchema
 from domain.monitoring.profile import ReferenceProfile
 
 Task = Literal["tabular-classification", "text-classification"]
+# Where training also logs the contract in the MLflow run (pulling a version needs it).
+SERVING_CONTRACT_ARTIFACT = "serving_contract.json"
 TABULAR_TASK: Final = "tabular-classification"
 TEXT_TASK: Final = "text-classification"
 

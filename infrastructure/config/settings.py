@@ -139,6 +139,11 @@ class ServingSettings(BaseSettings):
     routing_header: str = Field(
         default="x-routing-key", min_length=1, description="request key for sticky routing"
     )
+    model_source: Literal["store", "mlflow"] = Field(
+        default="store",
+        description="store: aliases from the local BentoML store's labels; mlflow: from the "
+        "MLflow registry (MLOPS_TRACKING_URI), pulling missing versions into the local store",
+    )
 
     @model_validator(mode="after")
     def _aliases_are_distinct(self) -> ServingSettings:

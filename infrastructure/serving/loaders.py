@@ -21,6 +21,7 @@ from application.inference.prediction_cache import PredictionCache
 from domain.data.schema import FeatureKind, FeatureSchema
 from domain.data.text import TEXT_LENGTH_FEATURE
 from domain.models.contract import ServingContract
+from domain.ports import ModelSource
 from domain.serving.model import DriftValues, LoadedModel
 from infrastructure.config.settings import ServingSettings, TextServingSettings
 from infrastructure.store.bento_model_store import VERSION_LABEL, BentoModelStore, stored_contract
@@ -310,3 +311,30 @@ class BentoStoreModelSource:
         if self._settings.model_tag and alias == self._settings.model_alias:
             return self._settings.model_tag
         return self._store.tag_for_alias(name, alias)
+
+
+def model_source(settings: ServingSettings) -> ModelSource:
+    """Where the service follows its aliases: the local store, or MLflow (pulling versions)."""
+    if settings.model_source == "mlflow":
+        from infrastructure.config.settings import MlopsSettings
+        from infrastructure.tracking.mlflow_model_source import MlflowPullModelSource
+
+        mlops = MlopsSettings()
+        pulling = MlflowPullModelSource(mlops.tracking_uri, mlops.registry_uri, BentoModelStore())
+        if not settings.model_tag:
+            return pulling
+        return PinnedChampion(settings, pulling)
+    return BentoStoreModelSource(settings)
+
+
+class PinnedChampion:
+    """An exact ``model_tag`` pins the champion; the other aliases follow ``source``."""
+
+    def __init__(self, settings: ServingSettings, source: ModelSource) -> None:
+        self._settings = settings
+        self._source = source
+
+    def tag_for_alias(self, name: str, alias: str) -> str | None:
+        if alias == self._settings.model_alias:
+            return self._settings.model_tag
+        return self._source.tag_for_alias(name, alias)

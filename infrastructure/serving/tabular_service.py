@@ -18,7 +18,7 @@ from domain.data.schema import FeatureSchema, FeatureSpec
 from domain.serving.prediction import Prediction, TabularPrediction
 from infrastructure.config.settings import ServingSettings
 from infrastructure.serving.client_error_logging import quiet_client_errors
-from infrastructure.serving.loaders import BentoStoreModelSource, SklearnModelLoader, TabularScorer
+from infrastructure.serving.loaders import SklearnModelLoader, TabularScorer, model_source
 from infrastructure.serving.runtime import (
     FeedbackAnswer,
     ServiceStats,
@@ -95,7 +95,7 @@ def build_tabular_service(settings: ServingSettings) -> ServiceBlueprint:
         def __init__(self) -> None:
             quiet_client_errors()
             self.runtime = ServingRuntime(
-                settings, SklearnModelLoader(), BentoStoreModelSource(settings), ENDPOINTS
+                settings, SklearnModelLoader(), model_source(settings), ENDPOINTS
             )
             state.runtime = self.runtime
             self.runtime.start()

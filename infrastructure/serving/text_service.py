@@ -21,9 +21,9 @@ from domain.serving.prediction import Prediction
 from infrastructure.config.settings import TextServingSettings
 from infrastructure.serving.client_error_logging import quiet_client_errors
 from infrastructure.serving.loaders import (
-    BentoStoreModelSource,
     TextScorer,
     TransformersModelLoader,
+    model_source,
 )
 from infrastructure.serving.runtime import (
     FeedbackAnswer,
@@ -84,9 +84,7 @@ def build_text_service(settings: TextServingSettings) -> ServiceBlueprint:
                     version, hits, misses
                 ),
             )
-            self.runtime = ServingRuntime(
-                settings, loader, BentoStoreModelSource(settings), ENDPOINTS
-            )
+            self.runtime = ServingRuntime(settings, loader, model_source(settings), ENDPOINTS)
             state.runtime = self.runtime
             self.runtime.start()
 

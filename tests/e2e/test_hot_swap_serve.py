@@ -1,4 +1,5 @@
-"""A running `bentoml serve` follows a promotion without a restart, and a rollback back."""
+"""A running `bentoml serve` with two workers follows a promotion without a restart (every
+worker swaps, as `mlops_model_info` shows per worker), and a rollback back."""
 
 from __future__ import annotations
 
@@ -35,9 +36,35 @@ def _versions_until(url: str, wanted: str, timeout_s: float = 60.0) -> set[str]:
     raise AssertionError(f"still not serving {wanted} after {timeout_s}s: {seen}")
 
 
+def _workers_serving(url: str, version: str) -> int:
+    """Worker samples of `mlops_model_info` that say the champion is ``version``."""
+    lines = httpx.get(f"{url}/metrics", timeout=10).text.splitlines()
+    return sum(
+        1
+        for line in lines
+        if line.startswith("mlops_model_info{")
+        and 'variant="champion"' in line
+        and f'version="{version}"' in line
+        and float(line.rsplit(" ", 1)[1]) == 1.0
+    )
+
+
+def _until_every_worker_serves(
+    url: str, version: str, workers: int, timeout_s: float = 30.0
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while _workers_serving(url, version) < workers:
+        assert time.monotonic() < deadline, f"not every worker serves v{version}"
+        time.sleep(0.2)
+
+
 def test_the_served_champion_follows_promotion_and_rollback(tmp_path: Path) -> None:
     container = train_and_promote(tmp_path / "state", MODEL)
-    env = {"MLOPS_SERVE_MODEL_NAME": MODEL, "MLOPS_SERVE_RELOAD_INTERVAL_S": "1"}
+    env = {
+        "MLOPS_SERVE_MODEL_NAME": MODEL,
+        "MLOPS_SERVE_RELOAD_INTERVAL_S": "1",
+        "MLOPS_SERVE_WORKERS": "2",
+    }
     log = tmp_path / "serve.log"
     with bentoml_server(SERVICE, env, log) as url:
         _wait_ready(url)
@@ -47,8 +74,10 @@ def test_the_served_champion_follows_promotion_and_rollback(tmp_path: Path) -> N
         promote(container.registry, container.store, MODEL)
 
         assert _versions_until(url, str(second)) <= {"1", str(second)}
+        _until_every_worker_serves(url, str(second), workers=2)
         rollback(container.registry, container.store, MODEL)
         assert _versions_until(url, "1") <= {"1", str(second)}
+        _until_every_worker_serves(url, "1", workers=2)
         stats = httpx.post(f"{url}/stats", timeout=10).json()
         assert stats["swaps"] >= 3 and stats["reload_failures"] == 0
     served = log.read_text()
