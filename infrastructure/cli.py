@@ -277,6 +277,35 @@ def rollback(model: Annotated[str, typer.Argument(help="registered model name")]
 
 
 @app.command()
+def alias(
+    model: Annotated[str, typer.Argument(help="registered model name")],
+    name: Annotated[str, typer.Argument(help="alias, e.g. shadow (champion moves by promote)")],
+    version: Annotated[str, typer.Argument(help="registered version to point it at")],
+) -> None:
+    """Point an alias other than champion (e.g. `shadow`) at a version, in MLflow and the store."""
+    if name == "champion":
+        console.print("[red]error:[/red] champion moves only through `mlops promote` (gated)")
+        raise typer.Exit(2)
+    with _user_errors():
+        container = _container()
+        info = container.registry.get_version(model, version)
+        before = container.registry.get_by_alias(model, name)
+        container.store.mark_alias(model, name, info.version)
+        container.registry.set_alias(model, name, info.version)
+        container.audit.append(
+            {
+                "actor": "mlops alias",
+                "model": model,
+                "action": f"alias.{name}",
+                "before": before.version if before else None,
+                "after": info.version,
+                "outcome": "set",
+            }
+        )
+    console.print(f"[green]{model} {name} -> v{info.version}[/green]")
+
+
+@app.command()
 def canary(
     model: Annotated[str, typer.Argument(help="registered model name")],
     url: Annotated[str, typer.Option(help="the running service")] = "http://127.0.0.1:3000",

@@ -262,3 +262,21 @@ def test_cli_validate_exits_by_gate_and_promote_refuses_weak(tmp_path: Path) -> 
 def test_bad_config_names_the_field(tmp_path: Path, change: dict[str, object], field: str) -> None:
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         load_tabular_job(_write_config(tmp_path, "bad", **change))
+
+
+def test_alias_points_a_non_champion_alias_and_refuses_champion(tmp_path: Path) -> None:
+    runner = CliRunner()
+    home = tmp_path / "alias-home"
+    env = {"MLOPS_HOME": str(home), "MLOPS_TRACKING_URI": "", "MLOPS_REGISTRY_URI": ""}
+    config = _write_config(tmp_path, "iris-alias")
+    assert runner.invoke(app, ["train", str(config)], env=env).exit_code == 0
+
+    set_shadow = runner.invoke(app, ["alias", "iris-alias", "shadow", "1"], env=env)
+    assert set_shadow.exit_code == 0, set_shadow.output
+    from infrastructure.store.bento_model_store import BentoModelStore
+
+    assert BentoModelStore().tag_for_alias("iris-alias", "shadow") is not None
+    refused = runner.invoke(app, ["alias", "iris-alias", "champion", "1"], env=env)
+    assert refused.exit_code == 2 and "promote" in refused.output
+    audit = (home / "audit.jsonl").read_text()
+    assert '"action": "alias.shadow"' in audit
