@@ -93,7 +93,8 @@ class ServiceBlueprint:
         # BentoML calls inspect.signature() on an API's function at every call (to fill
         # Field defaults); with eagerly evaluated annotations that was a tenth of the event
         # loop's time under load, as profiled. A stored __signature__ makes it a lookup.
-        for member in vars(self.cls).values():
+        for name in dir(self.cls):  # inherited APIs too (BentoML collects them with dir())
+            member = getattr(self.cls, name)
             function = getattr(member, "func", None)
             if callable(function) and getattr(member, "input_spec", None) is not None:
                 function.__signature__ = inspect.signature(function)

@@ -13,7 +13,6 @@ from typing import Any
 import bentoml
 from pydantic import BaseModel
 
-from application.inference.reload import ReloadReport
 from domain.data.schema import FeatureSchema, FeatureSpec
 from domain.serving.prediction import Prediction, TabularPrediction
 from infrastructure.config.settings import ServingSettings
@@ -21,10 +20,7 @@ from infrastructure.serving.client_error_logging import quiet_client_errors
 from infrastructure.serving.loaders import SklearnModelLoader, TabularScorer, model_source
 from infrastructure.serving.runtime import (
     FeedbackAnswer,
-    ServiceStats,
     ServingRuntime,
-    TrafficRequest,
-    TrafficState,
 )
 from infrastructure.serving.service_blueprint import (
     ENDPOINTS,
@@ -38,6 +34,7 @@ from infrastructure.serving.service_blueprint import (
     service_config,
     serving_limits,
 )
+from infrastructure.serving.shared_apis import RuntimeApis
 from infrastructure.serving.stored_model import resolve_served_model
 from infrastructure.serving.tabular_request import Row, build_request_types, instances_of
 from shared.errors import ModelNotFoundError
@@ -89,7 +86,7 @@ def build_tabular_service(settings: ServingSettings) -> ServiceBlueprint:
     label_type = class_label(schema.classes)
     state = ServiceState()
 
-    class TabularClassifier:
+    class TabularClassifier(RuntimeApis):
         model_ref = bentoml.models.BentoModel(served.tag)
 
         def __init__(self) -> None:
@@ -99,9 +96,6 @@ def build_tabular_service(settings: ServingSettings) -> ServiceBlueprint:
             )
             state.runtime = self.runtime
             self.runtime.start()
-
-        def __is_ready__(self) -> bool:
-            return self.runtime.ready
 
         @bentoml.api
         async def classify(
@@ -143,21 +137,6 @@ def build_tabular_service(settings: ServingSettings) -> ServiceBlueprint:
         async def feedback(self, request_id: RequestId, label: label_type) -> FeedbackAnswer:  # type: ignore[valid-type]
             """Ground truth for an earlier prediction, by the request_id it returned."""
             return self.runtime.feedback(request_id, label)
-
-        @bentoml.api
-        async def stats(self) -> ServiceStats:
-            """Per variant: counts, confidence, latency, accuracy, drift; shadow; traffic."""
-            return self.runtime.stats()
-
-        @bentoml.api(route="/admin/reload")
-        async def admin_reload(self) -> ReloadReport:
-            """Check the aliases now and swap in any version that moved."""
-            return await self.runtime.reload()
-
-        @bentoml.api(route="/admin/traffic")
-        async def admin_traffic(self, body: TrafficRequest, /) -> TrafficState:
-            """Set the challenger's share of live traffic (percent)."""
-            return self.runtime.set_traffic(body)
 
     TabularClassifier.__qualname__ = TabularClassifier.__name__
     return ServiceBlueprint(

@@ -16,7 +16,6 @@ import bentoml
 import torch
 from pydantic import BaseModel
 
-from application.inference.reload import ReloadReport
 from domain.serving.prediction import Prediction
 from infrastructure.config.settings import TextServingSettings
 from infrastructure.serving.client_error_logging import quiet_client_errors
@@ -27,10 +26,7 @@ from infrastructure.serving.loaders import (
 )
 from infrastructure.serving.runtime import (
     FeedbackAnswer,
-    ServiceStats,
     ServingRuntime,
-    TrafficRequest,
-    TrafficState,
 )
 from infrastructure.serving.service_blueprint import (
     ENDPOINTS,
@@ -44,6 +40,7 @@ from infrastructure.serving.service_blueprint import (
     service_config,
     serving_limits,
 )
+from infrastructure.serving.shared_apis import RuntimeApis
 from infrastructure.serving.stored_model import resolve_served_model
 from infrastructure.serving.text_request import TextsBody, build_text_request_types
 from shared.errors import ModelNotFoundError
@@ -71,7 +68,7 @@ def build_text_service(settings: TextServingSettings) -> ServiceBlueprint:
     label_type = class_label(contract.classes)
     state = ServiceState()
 
-    class TextClassifier:
+    class TextClassifier(RuntimeApis):
         model_ref = bentoml.models.BentoModel(served.tag)
 
         def __init__(self) -> None:
@@ -87,9 +84,6 @@ def build_text_service(settings: TextServingSettings) -> ServiceBlueprint:
             self.runtime = ServingRuntime(settings, loader, model_source(settings), ENDPOINTS)
             state.runtime = self.runtime
             self.runtime.start()
-
-        def __is_ready__(self) -> bool:
-            return self.runtime.ready
 
         @bentoml.api
         async def classify(
@@ -162,21 +156,6 @@ def build_text_service(settings: TextServingSettings) -> ServiceBlueprint:
         async def feedback(self, request_id: RequestId, label: label_type) -> FeedbackAnswer:  # type: ignore[valid-type]
             """Ground truth for an earlier prediction, by the request_id it returned."""
             return self.runtime.feedback(request_id, label)
-
-        @bentoml.api
-        async def stats(self) -> ServiceStats:
-            """Per variant: counts, confidence, latency, accuracy, drift, cache; shadow."""
-            return self.runtime.stats()
-
-        @bentoml.api(route="/admin/reload")
-        async def admin_reload(self) -> ReloadReport:
-            """Check the aliases now and swap in any version that moved."""
-            return await self.runtime.reload()
-
-        @bentoml.api(route="/admin/traffic")
-        async def admin_traffic(self, body: TrafficRequest, /) -> TrafficState:
-            """Set the challenger's share of live traffic (percent)."""
-            return self.runtime.set_traffic(body)
 
     TextClassifier.__qualname__ = TextClassifier.__name__
     resources = {"gpu": settings.gpus} if settings.gpus else None

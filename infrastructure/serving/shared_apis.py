@@ -1,0 +1,41 @@
+"""The APIs every service has whatever its model kind, inherited by the service classes.
+
+BentoML collects a service's APIs with ``dir()``, so inherited ones count. They are declared
+once here; the per-kind classes add what depends on the model (request and label types).
+Annotations are evaluated eagerly (no ``__future__`` import): BentoML reads them.
+"""
+
+import bentoml
+
+from application.inference.reload import ReloadReport
+from infrastructure.serving.runtime import (
+    ServiceStats,
+    ServingRuntime,
+    TrafficRequest,
+    TrafficState,
+)
+
+
+class RuntimeApis:
+    """``runtime`` is the worker's :class:`ServingRuntime`, set by the subclass's ``__init__``."""
+
+    runtime: ServingRuntime
+
+    def __is_ready__(self) -> bool:
+        return self.runtime.ready
+
+    @bentoml.api
+    async def stats(self) -> ServiceStats:
+        """Per variant: counts, confidence, latency, accuracy, drift (and cache); shadow;
+        traffic; the last reload."""
+        return self.runtime.stats()
+
+    @bentoml.api(route="/admin/reload")
+    async def admin_reload(self) -> ReloadReport:
+        """Check the aliases now and swap in any version that moved."""
+        return await self.runtime.reload()
+
+    @bentoml.api(route="/admin/traffic")
+    async def admin_traffic(self, body: TrafficRequest, /) -> TrafficState:
+        """Set the challenger's share of live traffic (percent)."""
+        return self.runtime.set_traffic(body)
