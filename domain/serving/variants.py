@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Literal
 
@@ -63,8 +63,13 @@ class TrafficSplit:
     users who already saw the challenger). Requests without a key get a random one.
     """
 
-    def __init__(self, challenger_weight: float = 0.0) -> None:
+    def __init__(
+        self,
+        challenger_weight: float = 0.0,
+        random_key: Callable[[], str] = lambda: uuid.uuid4().hex,
+    ) -> None:
         self._threshold = 0
+        self._random_key = random_key
         self.set_weight(challenger_weight)
 
     @property
@@ -77,7 +82,7 @@ class TrafficSplit:
         self._threshold = round(weight * BUCKETS / 100.0)
 
     def route(self, key: str | None) -> VariantName:
-        chosen = key if key else uuid.uuid4().hex
+        chosen = key if key else self._random_key()
         return CHALLENGER if bucket_of(chosen) < self._threshold else CHAMPION
 
     def route_all(self, keys: Sequence[str | None]) -> list[VariantName]:

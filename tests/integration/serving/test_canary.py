@@ -34,6 +34,9 @@ CONFIG = CanaryConfig(
     inconclusive_limit=40,
     min_requests=20,
     min_labels=40,
+    # Strict, so an equally good challenger is not failed by chance (the stream is live and
+    # timing-dependent); the worse one is far below it.
+    p_value=0.001,
 )
 IRIS = load_iris()
 ROWS = IRIS.data.round(2).tolist()
