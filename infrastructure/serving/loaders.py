@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import bentoml
 import numpy as np
@@ -40,11 +40,38 @@ WARMUP_SENTENCE = "a warm , funny and thoroughly engaging film that never loses 
 SMOKE_TEXTS = ["a fine film .", "dull and lifeless ."]
 
 
-def _stored(tag: str) -> Any:
-    try:
-        return bentoml.models.get(tag)
-    except bentoml.exceptions.NotFound:
-        raise ModelNotFoundError(f"model {tag!r} is not in the BentoML store") from None
+# `promote` and training move a label by rewriting the stored model's model.yaml in place
+# (BentoML has no atomic relabel), so another process that reads the store at that moment can
+# see a half-written file; seen as a failed reload in a two-worker run. Such reads are retried
+# briefly before a failure is reported.
+STORE_READ_ATTEMPTS = 4
+STORE_READ_PAUSE_S = 0.25
+
+T = TypeVar("T")
+
+
+def read_store(read: Callable[[], T]) -> T:
+    for attempt in range(STORE_READ_ATTEMPTS):
+        try:
+            return read()
+        except ModelNotFoundError:
+            raise
+        except Exception:
+            if attempt == STORE_READ_ATTEMPTS - 1:
+                raise
+            time.sleep(STORE_READ_PAUSE_S)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _stored(tag: str) -> tuple[Any, ServingContract]:
+    def read() -> tuple[Any, ServingContract]:
+        try:
+            stored = bentoml.models.get(tag)
+        except bentoml.exceptions.NotFound:
+            raise ModelNotFoundError(f"model {tag!r} is not in the BentoML store") from None
+        return stored, stored_contract(stored)
+
+    return read_store(read)
 
 
 def _loaded(stored: Any, contract: ServingContract, scorer: Any) -> LoadedModel:
@@ -141,8 +168,7 @@ class SklearnModelLoader:
     """Tabular models from the BentoML store (``bentoml.sklearn``)."""
 
     def load(self, tag: str) -> LoadedModel:
-        stored = _stored(tag)
-        contract = stored_contract(stored)
+        stored, contract = _stored(tag)
         if contract.feature_schema is None:
             raise ModelNotFoundError(f"{tag} is a {contract.task} model, not a tabular one")
         model = bentoml.sklearn.load_model(stored)
@@ -261,8 +287,7 @@ class TransformersModelLoader:
         from infrastructure.ml.text.classifier import TransformersTextClassifier
 
         settings = self._settings
-        stored = _stored(tag)
-        contract = stored_contract(stored)
+        stored, contract = _stored(tag)
         if contract.max_length is None:
             raise ModelNotFoundError(f"{tag} is a {contract.task} model, not a text one")
         classifier = TransformersTextClassifier.load(
@@ -310,7 +335,7 @@ class BentoStoreModelSource:
     def tag_for_alias(self, name: str, alias: str) -> str | None:
         if self._settings.model_tag and alias == self._settings.model_alias:
             return self._settings.model_tag
-        return self._store.tag_for_alias(name, alias)
+        return read_store(lambda: self._store.tag_for_alias(name, alias))
 
 
 def model_source(settings: ServingSettings) -> ModelSource:

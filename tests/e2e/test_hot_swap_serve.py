@@ -79,6 +79,7 @@ def test_the_served_champion_follows_promotion_and_rollback(tmp_path: Path) -> N
         assert _versions_until(url, "1") <= {"1", str(second)}
         _until_every_worker_serves(url, "1", workers=2)
         stats = httpx.post(f"{url}/stats", timeout=10).json()
-        assert stats["swaps"] >= 3 and stats["reload_failures"] == 0
+        failures = [line for line in log.read_text().splitlines() if "could not load" in line]
+        assert stats["swaps"] >= 3 and stats["reload_failures"] == 0, failures
     served = log.read_text()
     assert "Traceback" not in served and "[ERROR]" not in served, served
