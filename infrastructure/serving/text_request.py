@@ -37,7 +37,8 @@ class TextsBody(RootModel[Any]):
     """``predict``'s body, whichever shape the client sent; the built type adds the shapes."""
 
     def all_texts(self) -> list[str]:
-        raise NotImplementedError
+        root = self.root
+        return [root.text] if hasattr(root, "text") else list(root.texts)
 
 
 @dataclass(frozen=True)
@@ -96,9 +97,5 @@ def build_text_request_types(max_chars: int, max_texts: int) -> TextRequestTypes
         """One text as {"text": ...}, or several as {"texts": [...]}."""
 
         root: body
-
-        def all_texts(self) -> list[str]:
-            root = self.root
-            return [root.text] if isinstance(root, OneText) else list(root.texts)
 
     return TextRequestTypes(texts=many_texts, predict_body=PredictRequest)
