@@ -76,6 +76,11 @@ class VariantMonitors:
             current = self._active.get(variant)
         return current[1] if current else None
 
+    def active_version(self, variant: str) -> str | None:
+        with self._lock:
+            current = self._active.get(variant)
+        return current[0].version if current else None
+
     def retire(self, variant: str) -> None:
         with self._lock:
             current = self._active.pop(variant, None)

@@ -162,8 +162,7 @@ class ServingRuntime:
         )
 
     def _swapped(self, variant: VariantName, model: LoadedModel | None) -> None:
-        previous = self.monitors.active(variant)
-        previous_version = self._serving_version(variant, previous)
+        previous_version = self.monitors.active_version(variant)
         if model is None:
             self.monitors.retire(variant)
             self.metrics.swapped(variant, "removed")
@@ -174,12 +173,6 @@ class ServingRuntime:
         # The old version's arrays go once no batch holds them; collect them now rather than
         # at the next automatic cycle so RSS follows the swap.
         gc.collect()
-
-    def _serving_version(self, variant: str, monitor: ServingMonitor | None) -> str | None:
-        for entry in self.monitors.stats() if monitor is not None else []:
-            if entry.variant == variant:
-                return entry.model_version
-        return None
 
     def record_cache(self, version: str, hits: int, misses: int) -> None:
         for variant, model in self.pool.snapshot().items():
