@@ -27,6 +27,11 @@ def _versions_until(url: str, wanted: str, timeout_s: float = 60.0) -> set[str]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         reply = httpx.post(f"{url}/classify", json={"rows": [[5.1, 3.5, 1.4, 0.2]]}, timeout=10)
+        if reply.status_code == 503 and "still loading" in reply.text:
+            # /readyz answered from a worker that was ready; another is still loading and
+            # says so (503 with Retry-After), as it would to a load balancer.
+            time.sleep(0.2)
+            continue
         assert reply.status_code == 200, reply.text
         version = reply.json()[0]["model_version"]
         seen.add(version)
