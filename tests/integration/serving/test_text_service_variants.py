@@ -57,7 +57,11 @@ def test_cache_answers_repeats_and_counts_hits_and_misses(text_champion: str) ->
 
 
 def test_batching_can_be_switched_off(text_champion: str) -> None:
-    service = text_service(model_name=text_champion, batching=False, warmup_batch_sizes=(1,))
+    # One call per request means a queue: on a loaded 2-core CI machine 16 requests can wait
+    # past the default 1 s bound (503 by design); this test is about batching, not the bound.
+    service = text_service(
+        model_name=text_champion, batching=False, warmup_batch_sizes=(1,), max_latency_ms=60_000
+    )
     with asgi_client(service) as client:
         _wait_ready(client)
         before = batch_totals(client, text_champion)
@@ -67,7 +71,8 @@ def test_batching_can_be_switched_off(text_champion: str) -> None:
                     lambda _: client.post("/classify", json={"texts": [TEXT, TEXT]}), range(16)
                 )
             )
-        assert all(reply.status_code == 200 and len(reply.json()) == 2 for reply in replies)
+        assert [reply.status_code for reply in replies] == [200] * 16
+        assert all(len(reply.json()) == 2 for reply in replies)
         after = batch_totals(client, text_champion)
         # The multiprocess metrics outlive earlier apps: compare with the totals before.
         assert (after[0] - before[0], after[1] - before[1]) == (32, 16), "one call per request"
