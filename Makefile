@@ -35,7 +35,7 @@ TEXT_PORT ?= 3001
 LOAD_USERS ?= 32
 LOAD_TIME ?= 30s
 
-.PHONY: help install format lint test clean checkgpu verify-lock train validate promote rollback canary models demo champion text-champion build build-text serve serve-tabular serve-text bench bench-tabular bench-text load load-text
+.PHONY: help install format lint test clean checkgpu verify-lock train validate promote rollback canary models demo champion text-champion build build-text serve serve-tabular serve-text bench bench-tabular bench-text bench-overhead load load-text
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -133,6 +133,9 @@ bench-tabular: install ## Bento service vs `mlflow models serve` vs plain FastAP
 
 bench-text: install ## Text service vs its raw model, an unbatched server, batching off, cache on
 	$(PY) -m benchmarks.text_serving
+
+bench-overhead: install ## Serving cost per request without a GPU: zero-cost and synthetic-GPU models vs bare uvicorn, one run per knob
+	$(PY) -m benchmarks.serving_overhead
 
 load: install ## Locust, headless and bounded (LOAD_USERS, LOAD_TIME), against HOST:PORT
 	$(BIN)/locust -f benchmarks/locustfile.py --headless -u $(LOAD_USERS) -r $(LOAD_USERS) -t $(LOAD_TIME) --host http://$(HOST):$(PORT) --only-summary

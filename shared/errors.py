@@ -45,3 +45,11 @@ class UnknownPredictionError(MlopsError):
 
 class OverloadedError(MlopsError):
     """A request waited longer than the latency bound for its turn; the client may retry."""
+
+
+class ShedError(OverloadedError):
+    """Refused on arrival: the work queued ahead would outlast the latency bound (429)."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -2,7 +2,13 @@
 
 A batch starts as soon as the previous one has finished, with everything that arrived while
 it ran (up to ``max_batch_size`` items): a lone request runs at once, and under load the
-batches grow by themselves, with no timer to tune. BentoML's adaptive batching cannot be
+batches grow by themselves, with no timer to tune.
+
+Load beyond capacity is shed on arrival: the batcher measures its own throughput (items per
+second over recent batches) and refuses a request whose estimated wait, the work queued
+ahead of it and the rest of the batch in flight, exceeds the latency bound. The client
+hears at once (429 and when to retry) instead of after a second in the queue, and the
+requests that are accepted keep their latency. BentoML's adaptive batching cannot be
 used here because it merges requests before the service sees them, and routing must see
 each request (its key decides champion or challenger) before it joins a batch.
 """
@@ -16,7 +22,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import Generic, TypeVar
 
-from shared.errors import OverloadedError
+from shared.errors import OverloadedError, ShedError
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -28,7 +34,8 @@ class MicroBatcher(Generic[In, Out]):
     A request is never split across batches; one bigger than ``max_batch_size`` runs alone.
     An exception in ``run`` fails the requests of that batch only. A request still queued
     ``max_wait_s`` after it arrived fails with :class:`OverloadedError` instead of running
-    late (its client has likely given up; running it would only delay the others).
+    late (its client has likely given up; running it would only delay the others); one whose
+    estimated wait already exceeds ``max_wait_s`` on arrival fails with :class:`ShedError`.
     """
 
     def __init__(
@@ -47,16 +54,49 @@ class MicroBatcher(Generic[In, Out]):
         self._queue: deque[tuple[list[In], asyncio.Future[list[Out]], float]] = deque()
         self._draining = False
         self._drain_task: asyncio.Task[None] | None = None
+        self._waiting_items = 0
+        self._in_flight = 0
+        self._in_flight_since = 0.0
+        # Items per second, smoothed over recent batches; None until one batch has run.
+        self._rate: float | None = None
+
+    @property
+    def throughput(self) -> float | None:
+        """Items per second over recent batches (None before the first batch)."""
+        return self._rate
+
+    def estimated_wait_s(self, items: int) -> float | None:
+        """How long ``items`` more would take to come out, at the measured throughput."""
+        if self._rate is None:
+            return None
+        left_in_flight = max(0.0, self._in_flight / self._rate - self._elapsed_in_flight())
+        return left_in_flight + (self._waiting_items + items) / self._rate
+
+    def _elapsed_in_flight(self) -> float:
+        return time.monotonic() - self._in_flight_since if self._in_flight else 0.0
 
     @property
     def waiting(self) -> int:
         """Items queued behind the batch in flight."""
-        return sum(len(items) for items, _, _ in self._queue)
+        return self._waiting_items
+
+    def _shed(self, items: int) -> None:
+        if self._max_wait_s is None or not self._queue:
+            return  # an empty queue: the request runs next, whatever the estimate says
+        wait = self.estimated_wait_s(items)
+        if wait is not None and wait > self._max_wait_s:
+            raise ShedError(
+                f"overloaded: about {wait * 1000:.0f} ms of work is queued, over the "
+                f"{self._max_wait_s * 1000:.0f} ms latency bound; retry later",
+                retry_after_s=wait - self._max_wait_s,
+            )
 
     async def submit(self, items: list[In]) -> list[Out]:
+        self._shed(len(items))
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Out]] = loop.create_future()
         self._queue.append((items, future, time.monotonic()))
+        self._waiting_items += len(items)
         if not self._draining:
             self._draining = True
             # Kept: the loop holds tasks only weakly, and a collected drain would strand callers.
@@ -68,7 +108,8 @@ class MicroBatcher(Generic[In, Out]):
             return
         now = time.monotonic()
         while self._queue and now - self._queue[0][2] > self._max_wait_s:
-            _, future, _ = self._queue.popleft()
+            items, future, _ = self._queue.popleft()
+            self._waiting_items -= len(items)
             if not future.done():
                 future.set_exception(
                     OverloadedError(f"waited over {self._max_wait_s * 1000:.0f} ms for a batch")
@@ -82,7 +123,13 @@ class MicroBatcher(Generic[In, Out]):
             items, future, _ = self._queue.popleft()
             batch.append((items, future))
             size += len(items)
+        self._waiting_items -= size
         return batch
+
+    def _measured(self, items: int, seconds: float) -> None:
+        rate = items / max(seconds, 1e-6)
+        # Smoothed, so one slow batch (a GC pause) does not shed a burst of requests.
+        self._rate = rate if self._rate is None else 0.8 * self._rate + 0.2 * rate
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
@@ -95,6 +142,7 @@ class MicroBatcher(Generic[In, Out]):
                 flat = [item for items, _ in batch for item in items]
                 if self._on_batch is not None:
                     self._on_batch(len(flat))
+                self._in_flight, self._in_flight_since = len(flat), time.monotonic()
                 try:
                     outputs = await loop.run_in_executor(self._executor, self._run, flat)
                 except Exception as error:
@@ -102,6 +150,9 @@ class MicroBatcher(Generic[In, Out]):
                         if not future.done():
                             future.set_exception(error)
                     continue
+                finally:
+                    self._measured(len(flat), time.monotonic() - self._in_flight_since)
+                    self._in_flight = 0
                 start = 0
                 for items, future in batch:
                     if not future.done():  # a caller that gave up (timeout) is skipped

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import Counter, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 
 import numpy as np
@@ -114,7 +114,10 @@ class ServingMonitor:
         drift_every: int = 50,
         feedback: RollingAccuracy | None = None,
         latency_endpoints: frozenset[str] = frozenset(),
+        background: Callable[[Callable[[], object]], object] | None = None,
     ) -> None:
+        """``background`` runs the periodic drift refresh (for example an executor's
+        ``submit``); without it the refresh runs inline, in the call that made it due."""
         self._profile = profile
         self._classes = tuple(classes)
         self._metrics = metrics
@@ -142,6 +145,8 @@ class ServingMonitor:
         self._errors: Counter[str] = Counter()
         self._cache = Counter({"hits": 0, "misses": 0})
         self._drift = DriftReport(window=0, features=[], drifted_share=0.0, prediction=None)
+        self._background = background
+        self._refresh_queued = False
         # Predictions run in a worker thread while feedback/stats run on the event loop.
         self._lock = threading.Lock()
 
@@ -183,15 +188,28 @@ class ServingMonitor:
             for request_id, label in zip(ids, predicted, strict=True):
                 self._feedback.record_prediction(request_id, label)
             self._rows_since_drift += len(predicted)
-            due = self._rows_since_drift >= self._drift_every
+            due = self._rows_since_drift >= self._drift_every and not self._refresh_queued
             if due:
                 self._rows_since_drift = 0
+                self._refresh_queued = self._background is not None
         self._metrics.record_predictions(endpoint, predicted, list(map(float, confidences)))
         if any(missing_counts.values()):
             self._metrics.record_missing({k: v for k, v in missing_counts.items() if v})
         if due:
-            self.refresh_drift()
+            if self._background is None:
+                self.refresh_drift()
+            else:
+                # Off the batch path: the statistics over the windows took tens of ms every
+                # few batches, which the requests of those batches waited out (the tail).
+                self._background(self._queued_refresh)
         return ids
+
+    def _queued_refresh(self) -> None:
+        try:
+            self.refresh_drift()
+        finally:
+            with self._lock:
+                self._refresh_queued = False
 
     def record_request(self, endpoint: str, status: int, seconds: float) -> None:
         with self._lock:

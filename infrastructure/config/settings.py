@@ -99,14 +99,22 @@ class ServingSettings(BaseSettings):
     max_latency_ms: int = Field(
         default=1000, ge=1, description="a request queued longer for its batch gets 503"
     )
-    max_concurrency: int = Field(default=256, ge=1, description="in-flight requests; 429 above")
-    timeout_s: int = Field(default=30, ge=1)
+    max_concurrency: int = Field(
+        default=256, ge=0, description="in-flight requests per service; 429 above (0: no limit)"
+    )
+    timeout_s: int = Field(
+        default=30, ge=0, description="504 for a request still running after it (0: none)"
+    )
     max_instances: int = Field(default=256, ge=1, description="rows/instances per request")
     batching: bool = Field(
         default=True, description="merge concurrent requests of a variant into one model call"
     )
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="larger bodies get 413")
     access_log: bool = Field(default=False, description="BentoML per-request access log")
+    request_metrics: bool = Field(
+        default=True,
+        description="BentoML's request metrics middleware and /metrics (off: no /metrics)",
+    )
     tracing: bool = Field(
         default=False,
         description="OpenTelemetry spans for API requests (set an exporter in BentoML's config)",

@@ -63,7 +63,9 @@ def read_store(read: Callable[[], T]) -> T:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _stored(tag: str) -> tuple[Any, ServingContract]:
+def stored_model(tag: str) -> tuple[Any, ServingContract]:
+    """A stored version and its serving contract (reads retried while labels move)."""
+
     def read() -> tuple[Any, ServingContract]:
         try:
             stored = bentoml.models.get(tag)
@@ -74,7 +76,8 @@ def _stored(tag: str) -> tuple[Any, ServingContract]:
     return read_store(read)
 
 
-def _loaded(stored: Any, contract: ServingContract, scorer: Any) -> LoadedModel:
+def loaded_model(stored: Any, contract: ServingContract, scorer: Any) -> LoadedModel:
+    """A stored version with the scorer a loader built for it."""
     labels = dict(stored.info.labels)
     return LoadedModel(
         tag=str(stored.tag),
@@ -168,11 +171,13 @@ class SklearnModelLoader:
     """Tabular models from the BentoML store (``bentoml.sklearn``)."""
 
     def load(self, tag: str) -> LoadedModel:
-        stored, contract = _stored(tag)
+        stored, contract = stored_model(tag)
         if contract.feature_schema is None:
             raise ModelNotFoundError(f"{tag} is a {contract.task} model, not a tabular one")
         model = bentoml.sklearn.load_model(stored)
-        return _loaded(stored, contract, TabularScorer(model, contract.feature_schema, contract))
+        return loaded_model(
+            stored, contract, TabularScorer(model, contract.feature_schema, contract)
+        )
 
 
 @dataclass(frozen=True)
@@ -287,7 +292,7 @@ class TransformersModelLoader:
         from infrastructure.ml.text.classifier import TransformersTextClassifier
 
         settings = self._settings
-        stored, contract = _stored(tag)
+        stored, contract = stored_model(tag)
         if contract.max_length is None:
             raise ModelNotFoundError(f"{tag} is a {contract.task} model, not a text one")
         classifier = TransformersTextClassifier.load(
@@ -319,7 +324,7 @@ class TransformersModelLoader:
             contract.max_length,
         )
         logger.info("%s warmed in %.2fs: %s", tag, scorer.warmup.seconds, scorer.warmup.batch_ms)
-        return _loaded(stored, contract, scorer)
+        return loaded_model(stored, contract, scorer)
 
 
 class BentoStoreModelSource:

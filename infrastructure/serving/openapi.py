@@ -52,9 +52,10 @@ ERROR_STATUSES: dict[int, str] = {
     404: "No prediction with this request_id awaits feedback here",
     413: "The request body is over the size limit",
     415: "The body is not JSON (content-type other than application/json)",
-    429: "Too many requests in flight in this worker (traffic.max_concurrency); retry later",
+    429: "Too many requests in flight (max_concurrency), or the work queued ahead would "
+    "outlast max_latency_ms (shed on arrival); retry after `Retry-After` seconds",
     503: "Not ready yet (the first version is loading), or the request waited longer than "
-    "max_latency_ms for its batch; retry later",
+    "max_latency_ms for its batch; retry after `Retry-After` seconds",
     504: "The request took longer than the service timeout",
 }
 COMMON_ERRORS = (400, 413, 415, 429, 504)
@@ -107,13 +108,25 @@ def error_body(status: int, body: bytes) -> bytes:
     return ErrorResponse(error=error, detail=details).model_dump_json().encode()
 
 
+# Statuses whose answers carry Retry-After (added by the request guard middleware).
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+
+
 def _error_response(status: int) -> dict[str, Any]:
-    return {
+    response: dict[str, Any] = {
         "description": ERROR_STATUSES[status],
         "content": {
             "application/json": {"schema": {"$ref": REF_TEMPLATE.format(model="ErrorResponse")}}
         },
     }
+    if status in RETRY_AFTER_STATUSES:
+        response["headers"] = {
+            "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        }
+    return response
 
 
 def _model_schema(model: Any, mode: str, schemas: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,8 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from infrastructure.serving.openapi import RETRY_AFTER_STATUSES
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -28,6 +30,10 @@ VARIANT_HEADER = b"x-model-variant"
 OpenApiDocument = Callable[[], dict[str, Any]]
 ErrorBody = Callable[[int, bytes], bytes]
 DOCS_PATH = "/docs.json"
+# Shed (429) and overloaded (503) answers tell clients when to retry: one second covers the
+# latency bound the queue is kept within, and spreads retries past the burst that caused it.
+RETRY_STATUSES = RETRY_AFTER_STATUSES
+RETRY_AFTER_S = b"1"
 
 
 class RequestGuardMiddleware:
@@ -90,6 +96,8 @@ class RequestGuardMiddleware:
                     for name, value in held_start.get("headers", [])
                     if name not in (b"content-length", b"content-type")
                 ]
+                if status in RETRY_STATUSES and all(n != b"retry-after" for n, _ in headers):
+                    headers.append((b"retry-after", RETRY_AFTER_S))
                 await send(
                     {
                         **held_start,

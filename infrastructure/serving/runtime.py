@@ -9,9 +9,10 @@ import gc
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from http import HTTPStatus
 from typing import Any
 
-from bentoml.exceptions import InvalidArgument, NotFound, ServiceUnavailable
+from bentoml.exceptions import BentoMLException, InvalidArgument, NotFound, ServiceUnavailable
 from pydantic import BaseModel, ConfigDict, Field
 
 from application.inference.model_pool import ModelPool
@@ -29,9 +30,16 @@ from infrastructure.monitoring.prometheus_metrics import (
     PrometheusServiceMetrics,
     PrometheusServingMetrics,
 )
-from shared.errors import InvalidInputError, OverloadedError, UnknownPredictionError
+from shared.errors import InvalidInputError, OverloadedError, ShedError, UnknownPredictionError
 
 logger = logging.getLogger(__name__)
+
+
+class TooManyRequests(BentoMLException):
+    """Shed on arrival (see ``MicroBatcher``); the guard middleware adds ``Retry-After``."""
+
+    error_code = HTTPStatus.TOO_MANY_REQUESTS
+
 
 VARIANT_HEADER = "x-model-variant"
 VERSION_HEADER = "x-model-version"
@@ -92,6 +100,7 @@ class ServingRuntime:
         # its own so a slow shadow never queues in front of live batches.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="model")
         self._shadow_executor = ThreadPoolExecutor(1, thread_name_prefix="shadow")
+        self._drift_executor = ThreadPoolExecutor(1, thread_name_prefix="drift")
         self.predictions = PredictionService(
             self.pool,
             self.split,
@@ -159,6 +168,7 @@ class ServingRuntime:
             drift_every=settings.drift_every,
             feedback=RollingAccuracy(settings.feedback_window, settings.feedback_remembered),
             latency_endpoints=frozenset({"classify", "predict"}),
+            background=self._drift_executor.submit,
         )
 
     def _swapped(self, variant: VariantName, model: LoadedModel | None) -> None:
@@ -188,6 +198,8 @@ class ServingRuntime:
         key = ctx.request.headers.get(self.settings.routing_header)
         try:
             predictions = await self.predictions.predict(endpoint, inputs, key)
+        except ShedError as error:
+            raise TooManyRequests(str(error)) from None
         except OverloadedError as error:
             raise ServiceUnavailable(str(error)) from None
         if predictions:

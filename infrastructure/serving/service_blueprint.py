@@ -117,8 +117,13 @@ def service_config(
     config: dict[str, Any] = {
         "name": name,
         "workers": settings.workers,
-        "traffic": {"timeout": settings.timeout_s, "max_concurrency": settings.max_concurrency},
+        # BentoML adds its timeout and concurrency middlewares only for values that are set.
+        "traffic": {
+            "timeout": settings.timeout_s or None,
+            "max_concurrency": settings.max_concurrency or None,
+        },
         "logging": {"access": {"enabled": settings.access_log}},
+        "metrics": {"enabled": settings.request_metrics},
     }
     if not settings.tracing:
         # Without an exporter BentoML's OpenTelemetry middleware builds spans for every

@@ -10,12 +10,14 @@ the API schemas, and they name types built from the settings.
 """
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import bentoml
 import torch
 from pydantic import BaseModel
 
+from domain.ports import ModelLoader
 from domain.serving.prediction import Prediction
 from infrastructure.config.settings import TextServingSettings
 from infrastructure.serving.client_error_logging import quiet_client_errors
@@ -53,7 +55,15 @@ class TextPredictResponse(BaseModel):
     predictions: list[Prediction]
 
 
-def build_text_service(settings: TextServingSettings) -> ServiceBlueprint:
+CacheListener = Callable[[str, int, int], None]
+LoaderFactory = Callable[[TextServingSettings, CacheListener], ModelLoader]
+
+
+def build_text_service(
+    settings: TextServingSettings, loader_factory: LoaderFactory = TransformersModelLoader
+) -> ServiceBlueprint:
+    """The text service class; ``loader_factory`` is the composition seam for other models
+    (the overhead benchmark serves a zero-cost and a synthetic-GPU model through it)."""
     served = resolve_served_model(settings)
     contract = served.contract
     if contract.max_length is None:
@@ -75,11 +85,9 @@ def build_text_service(settings: TextServingSettings) -> ServiceBlueprint:
             quiet_client_errors()
             if settings.torch_threads:
                 torch.set_num_threads(settings.torch_threads)
-            loader = TransformersModelLoader(
+            loader = loader_factory(
                 settings,
-                on_cache=lambda version, hits, misses: self.runtime.record_cache(
-                    version, hits, misses
-                ),
+                lambda version, hits, misses: self.runtime.record_cache(version, hits, misses),
             )
             self.runtime = ServingRuntime(settings, loader, model_source(settings), ENDPOINTS)
             state.runtime = self.runtime

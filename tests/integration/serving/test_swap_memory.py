@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gc
 
-import psutil  # type: ignore[import-untyped]
+import psutil
 import pytest
 
 from application.inference.model_pool import ModelPool

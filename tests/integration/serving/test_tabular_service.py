@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -193,7 +194,11 @@ def test_health_and_metrics_families(client: TestClient) -> None:
     assert client.get("/readyz").status_code == 200
     for _ in range(5):  # drift gauges appear once a window holds drift_config.min_window rows
         client.post("/classify", json={"rows": [SETOSA, VIRGINICA] * 4})
-    text = client.get("/metrics").text
+    # The drift refresh runs in a background thread, off the batch path.
+    deadline = time.monotonic() + 10
+    while "mlops_feature_drift_score{" not in (text := client.get("/metrics").text):
+        assert time.monotonic() < deadline, "drift gauges never appeared"
+        time.sleep(0.05)
     for family in (
         "mlops_predictions_total",
         "mlops_prediction_confidence_bucket",

@@ -91,3 +91,42 @@ def test_a_request_queued_past_the_bound_fails_instead_of_running_late() -> None
 
     first, late = asyncio.run(scenario())
     assert first == [1] and isinstance(late, OverloadedError)
+
+
+def test_work_that_cannot_make_the_bound_is_shed_on_arrival_with_a_retry_hint() -> None:
+    from shared.errors import ShedError
+
+    def run(items: list[int]) -> list[int]:
+        time.sleep(0.02 * len(items))  # 50 items/s
+        return items
+
+    async def scenario() -> tuple[list[BaseException | list[int]], float | None]:
+        with ThreadPoolExecutor(1) as executor:
+            batcher = MicroBatcher(run, max_batch_size=4, executor=executor, max_wait_s=0.2)
+            await batcher.submit([0])  # measures the throughput
+            # 20 queued items need about 0.4 s at 50 items/s: the last ones cannot make it.
+            tasks = [asyncio.create_task(batcher.submit([i])) for i in range(20)]
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+            return list(outcomes), batcher.throughput
+
+    outcomes, throughput = asyncio.run(scenario())
+    shed = [o for o in outcomes if isinstance(o, ShedError)]
+    served = [o for o in outcomes if isinstance(o, list)]
+    assert throughput is not None and 25 < throughput < 100
+    assert shed and served, "the head of the queue is served, the excess refused"
+    assert outcomes.index(shed[0]) > max(i for i, o in enumerate(outcomes) if o in served)
+    assert all(error.retry_after_s > 0 for error in shed)
+
+
+def test_nothing_is_shed_before_throughput_is_known_or_without_a_bound() -> None:
+    def run(items: list[int]) -> list[int]:
+        time.sleep(0.01)
+        return items
+
+    async def scenario(max_wait_s: float | None) -> list[list[int]]:
+        with ThreadPoolExecutor(1) as executor:
+            batcher = MicroBatcher(run, max_batch_size=2, executor=executor, max_wait_s=max_wait_s)
+            return list(await asyncio.gather(*(batcher.submit([i]) for i in range(10))))
+
+    assert len(asyncio.run(scenario(None))) == 10
+    assert len(asyncio.run(scenario(5.0))) == 10

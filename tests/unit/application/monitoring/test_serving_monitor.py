@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -13,7 +16,9 @@ from tests.fakes.metrics import RecordingMetrics
 RNG = np.random.default_rng(11)
 
 
-def _monitor(metrics: RecordingMetrics, drift_every: int = 50) -> ServingMonitor:
+def _monitor(
+    metrics: RecordingMetrics, drift_every: int = 50, background: Any = None
+) -> ServingMonitor:
     profile = ReferenceProfile(
         rows=2000,
         numeric={"x": profile_numeric(RNG.normal(0.0, 1.0, 2000))},
@@ -29,6 +34,7 @@ def _monitor(metrics: RecordingMetrics, drift_every: int = 50) -> ServingMonitor
         drift_every=drift_every,
         feedback=RollingAccuracy(window=10),
         latency_endpoints=frozenset({"classify"}),
+        background=background,
     )
 
 
@@ -76,6 +82,20 @@ def test_drift_is_refreshed_every_n_rows_and_detects_a_shift() -> None:
     moved = {d.feature: d for d in metrics.drift[0]}
     assert moved["x"].drifted and metrics.drift[1] == 0.5
     assert monitor.stats().drift.window == 300
+
+
+def test_a_background_refresh_leaves_the_batch_path_and_is_queued_once() -> None:
+    metrics = RecordingMetrics()
+    queued: list[Callable[[], object]] = []
+    monitor = _monitor(metrics, drift_every=100, background=queued.append)
+    for _ in range(3):
+        _observe(monitor, shift=0.0)
+    assert metrics.drift is None, "nothing computed on the observing thread"
+    assert len(queued) == 1, "a refresh already queued is not queued again"
+    queued.pop()()
+    assert metrics.drift is not None
+    _observe(monitor, shift=0.0)
+    assert len(queued) == 1, "due again once the last refresh ran"
 
 
 def test_stats_count_predictions_latency_and_errors() -> None:

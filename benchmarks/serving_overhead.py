@@ -1,0 +1,248 @@
+"""Serving-overhead benchmark: what the text service itself costs per request, without a GPU.
+
+Every run serves the stored champion's contract (classes, limits, reference profile) with a
+stand-in model (``benchmarks.overhead_models``) and sends one SST-2 sentence per request
+from N closed-loop clients on 127.0.0.1:
+
+- ``bare-starlette``: uvicorn + Starlette doing the same JSON work, no model (the floor);
+- ``service``: the production text service with the zero-cost model, settings as shipped;
+- one run per serving knob toggled from the shipped value (access log, tracing, BentoML's
+  request metrics, uvloop/httptools, the timeout and concurrency middlewares, batching);
+- ``synthetic-gpu``: the service with a model that holds the GIL for c(n) and waits g(n)
+  per batch of n, as the H100 profile measured, next to that model's own best batch rate.
+
+For each run: server CPU microseconds per request (user+system time of the server's
+processes over the level, divided by the requests), saturated requests/s, p50/p99 and the
+mean batch (from ``mlops_batch_size`` on ``/metrics``). Prints a table and writes JSON.
+
+    make bench-overhead        # or: python -m benchmarks.serving_overhead --help
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from benchmarks.champions import REPO_ROOT, champion_tag, ensure_champion, tool, use_stores
+from benchmarks.http_load import LevelResult, free_port, run_level, server_process
+from benchmarks.overhead_models import MODEL_ENV, PROFILE, GpuCurve
+from benchmarks.text_serving import MODEL, QUICK_CONFIG, batch_totals, load_sentences
+
+SERVICE = "benchmarks.overhead_service:TextClassifier"
+# Modules that shadow uvloop and httptools, so uvicorn's "auto" falls back to asyncio and
+# its pure-Python parser: the only way to switch them off, since BentoML starts uvicorn.
+WITHOUT_FAST_IO = REPO_ROOT / "benchmarks" / "without_fast_io"
+TARGET_FLOOR_RATIO = 2.0
+PREFIX = "MLOPS_TEXT_SERVE_"
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    knob: str
+    env: dict[str, str] = field(default_factory=dict)
+    model: str = "zero"
+    bare: bool = False
+
+
+RUNS = (
+    Run("bare-starlette", "floor: uvicorn + Starlette, same JSON work", bare=True),
+    Run("service", "as shipped"),
+    Run("access-log-on", "BentoML access log on", {f"{PREFIX}ACCESS_LOG": "true"}),
+    Run("tracing-on", "OpenTelemetry middleware on", {f"{PREFIX}TRACING": "true"}),
+    Run("metrics-off", "BentoML request metrics off", {f"{PREFIX}REQUEST_METRICS": "false"}),
+    Run("no-uvloop-httptools", "asyncio loop, pure-Python parser", {"PYTHONPATH": "shadow"}),
+    Run(
+        "limits-off",
+        "timeout and max-concurrency middlewares off",
+        {f"{PREFIX}TIMEOUT_S": "0", f"{PREFIX}MAX_CONCURRENCY": "0"},
+    ),
+    Run("batching-off", "one model call per request", {f"{PREFIX}BATCHING": "false"}),
+    Run("synthetic-gpu", "H100-shaped model (fp32)", model="synthetic-gpu"),
+)
+
+
+@dataclass(frozen=True)
+class OverheadResult:
+    name: str
+    knob: str
+    load: LevelResult
+    server_cpu_us_per_request: float
+    server_cpu_cores: float
+
+
+def server_cpu_seconds(pid: int) -> float:
+    """User+system CPU of a server and all its descendants (BentoML's workers)."""
+    total = 0.0
+    root = psutil.Process(pid)
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def measure(
+    run: Run, env: dict[str, str], clients: int, requests: int, warmup: int, texts: list[str]
+) -> OverheadResult:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    if run.bare:
+        command = [sys.executable, "-m", "uvicorn", "benchmarks.bare_overhead_server:app"]
+        command += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+        command += ["--log-level", "warning"]
+    else:
+        command = [tool("bentoml"), "serve", SERVICE, "--host", "127.0.0.1", "--port", str(port)]
+    run_env = {**env, MODEL_ENV: run.model, **run.env}
+    if run.env.get("PYTHONPATH") == "shadow":
+        run_env["PYTHONPATH"] = os.pathsep.join((str(WITHOUT_FAST_IO), env["PYTHONPATH"]))
+
+    def body(i: int) -> bytes:
+        return json.dumps({"texts": [texts[i % len(texts)]]}).encode()
+
+    log = Path(env["MLOPS_HOME"]) / f"overhead-{run.name}.log"
+    with server_process(command, run_env, base + "/readyz", log, REPO_ROOT) as process:
+        run_level(run.name, base + "/classify", body, clients, warmup)
+        batches = not run.bare and run.env.get(f"{PREFIX}REQUEST_METRICS") != "false"
+        before = batch_totals(base) if batches else (0.0, 0.0)
+        cpu_before = server_cpu_seconds(process.pid)
+        load = run_level(run.name, base + "/classify", body, clients, requests)
+        cpu = server_cpu_seconds(process.pid) - cpu_before
+        if batches:
+            after = batch_totals(base)
+            if after[1] > before[1]:
+                mean = (after[0] - before[0]) / (after[1] - before[1])
+                load = replace(load, mean_batch_size=round(mean, 2))
+    done = max(1, load.requests - load.errors)
+    result = OverheadResult(
+        name=run.name,
+        knob=run.knob,
+        load=load,
+        server_cpu_us_per_request=round(cpu / done * 1e6, 1),
+        server_cpu_cores=round(cpu / load.seconds, 2),
+    )
+    print(
+        f"  {run.name:<20} cpu/request={result.server_cpu_us_per_request:>8.1f}us "
+        f"rps={load.rps:<8} p50={load.p50_ms}ms p99={load.p99_ms}ms "
+        f"batch={load.mean_batch_size} errors={load.errors} {load.error_statuses or ''}",
+        flush=True,
+    )
+    return result
+
+
+def synthetic_raw_rate(max_batch_size: int) -> dict[str, float]:
+    """Texts/s of the synthetic-GPU model alone, at each profiled size up to the service's."""
+    curve = GpuCurve(json.loads(PROFILE.read_text()))
+    return {
+        str(int(n)): round(n / (curve.host(int(n)) + curve.wait(int(n))), 1)
+        for n in curve.sizes
+        if n <= max_batch_size
+    }
+
+
+def print_table(results: list[OverheadResult], floor: float | None) -> None:
+    header = (
+        f"{'run':<22}{'knob':<46}{'cpu us/req':>11}{'x floor':>9}{'rps':>9}"
+        f"{'p50 ms':>9}{'p99 ms':>9}{'batch':>7}{'errors':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        ratio = f"{r.server_cpu_us_per_request / floor:.2f}" if floor else "-"
+        batch = "-" if r.load.mean_batch_size is None else f"{r.load.mean_batch_size:.1f}"
+        print(
+            f"{r.name:<22}{r.knob:<46}{r.server_cpu_us_per_request:>11.1f}{ratio:>9}"
+            f"{r.load.rps:>9.1f}{r.load.p50_ms:>9.2f}{r.load.p99_ms:>9.2f}{batch:>7}"
+            f"{r.load.errors:>8}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--requests", type=int, default=6000, help="requests per run")
+    parser.add_argument("--warmup", type=int, default=500)
+    parser.add_argument("--runs", default=",".join(r.name for r in RUNS))
+    parser.add_argument("--home", type=Path, help="MLOPS_HOME (default: $MLOPS_HOME or ./.mlops)")
+    parser.add_argument("--model-tag", help="a stored text model's BentoML tag (no training)")
+    parser.add_argument(
+        "--output", type=Path, default=REPO_ROOT / "benchmarks/results/serving_overhead.json"
+    )
+    args = parser.parse_args(argv)
+    chosen = set(args.runs.split(","))
+    unknown = chosen - {r.name for r in RUNS}
+    if unknown:
+        parser.error(f"unknown runs {sorted(unknown)}; choose from {[r.name for r in RUNS]}")
+
+    home = (args.home or Path(os.environ.get("MLOPS_HOME", REPO_ROOT / ".mlops"))).resolve()
+    env = use_stores(home)
+    if args.model_tag:
+        tag = args.model_tag
+    else:
+        ensure_champion(MODEL, QUICK_CONFIG)
+        tag = champion_tag(MODEL, home)[1]
+    env[f"{PREFIX}MODEL_TAG"] = tag
+    texts = load_sentences()
+
+    from infrastructure.config.settings import TextServingSettings
+
+    settings = TextServingSettings()
+    print(f"serving {tag}'s contract with stand-in models; {args.clients} clients", flush=True)
+    results = []
+    for run in RUNS:
+        if run.name in chosen:
+            results.append(measure(run, env, args.clients, args.requests, args.warmup, texts))
+            time.sleep(1.0)  # let the stopped server's sockets and processes go
+
+    by_name = {r.name: r for r in results}
+    floor = by_name.get("bare-starlette")
+    floor_us = floor.server_cpu_us_per_request if floor else None
+    print_table(results, floor_us)
+    targets: dict[str, Any] = {}
+    if floor_us and "service" in by_name:
+        ratio = by_name["service"].server_cpu_us_per_request / floor_us
+        targets["service_cpu_vs_floor"] = {
+            "ratio": round(ratio, 2),
+            "target": TARGET_FLOOR_RATIO,
+            "met": ratio <= TARGET_FLOOR_RATIO,
+        }
+    raw = synthetic_raw_rate(settings.max_batch_size)
+    if "synthetic-gpu" in by_name:
+        best = max(raw.values())
+        share = by_name["synthetic-gpu"].load.rps / best
+        targets["synthetic_gpu_vs_raw_best_batch"] = {"share": round(share, 3), "raw_best": best}
+    for name, target in targets.items():
+        print(f"{name}: {target}")
+    payload = {
+        "benchmark": "serving_overhead",
+        "model_tag": tag,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "clients": args.clients,
+        "requests": args.requests,
+        "settings": {
+            "max_batch_size": settings.max_batch_size,
+            "max_latency_ms": settings.max_latency_ms,
+        },
+        "synthetic_gpu_raw_texts_per_s": raw,
+        "targets": targets,
+        "results": [{**asdict(r), "load": asdict(r.load)} for r in results],
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(payload, indent=2))
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,40 @@
+"""A short ``make bench-overhead``: the floor, the shipped service and the synthetic-GPU
+model, each started for real and loaded by a few clients; figures land in the JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import bentoml
+import pytest
+
+from benchmarks.champions import REPO_ROOT
+
+pytestmark = [pytest.mark.slow, pytest.mark.serve]
+
+
+def test_short_overhead_benchmark_reports_cpu_per_request(
+    tmp_path: Path, isolated_state: Path, text_champion: str
+) -> None:
+    tag = str(bentoml.models.list(text_champion)[0].tag)
+    output = tmp_path / "overhead.json"
+    runs = "bare-starlette,service,synthetic-gpu"
+    command = [sys.executable, "-m", "benchmarks.serving_overhead", "--home", str(isolated_state)]
+    command += ["--model-tag", tag, "--runs", runs, "--clients", "8", "--requests", "300"]
+    command += ["--warmup", "40", "--output", str(output)]
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    report = json.loads(output.read_text())
+    results = {r["name"]: r for r in report["results"]}
+    assert set(results) == set(runs.split(","))
+    for result in results.values():
+        assert result["load"]["errors"] == 0, result
+        assert result["server_cpu_us_per_request"] > 0
+    assert results["service"]["load"]["mean_batch_size"] >= 1.0
+    assert report["targets"]["service_cpu_vs_floor"]["ratio"] > 0
+    assert report["synthetic_gpu_raw_texts_per_s"]["64"] > 0
+    assert "x floor" in done.stdout
