@@ -221,7 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     if "synthetic-gpu" in by_name:
         best = max(raw.values())
         share = by_name["synthetic-gpu"].load.rps / best
-        targets["synthetic_gpu_vs_raw_best_batch"] = {"share": round(share, 3), "raw_best": best}
+        targets["synthetic_gpu_vs_raw_best_batch"] = {
+            "share": round(float(share), 3),
+            "raw_best": float(best),
+        }
     for name, target in targets.items():
         print(f"{name}: {target}")
     payload = {

@@ -181,8 +181,14 @@ class ServingRuntime:
             self.metrics.swapped(variant, "loaded")
         self.metrics.model_info(variant, model.version if model else None, previous_version)
         # The old version's arrays go once no batch holds them; collect them now rather than
-        # at the next automatic cycle so RSS follows the swap.
+        # at the next automatic cycle so RSS follows the swap. Then everything still alive
+        # (libraries, the loaded versions) is frozen out of the collector's reach: every
+        # full collection walked it all, and the requests in flight waited it out (the p99
+        # tail: with it, p99 was 4-6x p50 on a zero-cost model; without it, 1.3x). Unfrozen
+        # first, so a retired version frozen at an earlier swap can be freed now.
+        gc.unfreeze()
         gc.collect()
+        gc.freeze()
 
     def record_cache(self, version: str, hits: int, misses: int) -> None:
         for variant, model in self.pool.snapshot().items():

@@ -117,10 +117,14 @@ def service_config(
     config: dict[str, Any] = {
         "name": name,
         "workers": settings.workers,
-        # BentoML adds its timeout and concurrency middlewares only for values that are set.
+        # BentoML adds its timeout and concurrency middlewares only for keys that are set.
         "traffic": {
-            "timeout": settings.timeout_s or None,
-            "max_concurrency": settings.max_concurrency or None,
+            key: value
+            for key, value in (
+                ("timeout", settings.timeout_s),
+                ("max_concurrency", settings.max_concurrency),
+            )
+            if value
         },
         "logging": {"access": {"enabled": settings.access_log}},
         "metrics": {"enabled": settings.request_metrics},

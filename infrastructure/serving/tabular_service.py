@@ -69,7 +69,10 @@ def with_unknown_categories(
         model = runtime.pool.get(prediction.variant)  # type: ignore[arg-type]
         scorer = model.scorer if model is not None else None
         unknown = scorer.unknown_categories(row) if isinstance(scorer, TabularScorer) else {}
-        answers.append(TabularPrediction(**prediction.model_dump(), unknown_categories=unknown))
+        # Fields copied from a built prediction: no second validation per row.
+        answers.append(
+            TabularPrediction.model_construct(**dict(prediction), unknown_categories=unknown)
+        )
     return answers
 
 
