@@ -7,8 +7,8 @@ recomputed every ``drift_every`` rows on the sliding window, not on every reques
 
 from __future__ import annotations
 
-import threading
 import os
+import threading
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
