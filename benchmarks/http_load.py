@@ -24,6 +24,7 @@ import aiohttp
 import numpy as np
 
 BodyFactory = Callable[[int], bytes]
+MAX_RETRY_WAIT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class LevelResult:
     p99_ms: float
     error_statuses: dict[str, int]
     mean_batch_size: float | None = None
+    # 429s: load the server shed on arrival (with Retry-After), counted apart from errors.
+    shed: int = 0
     # CPU the load generator itself used, in cores: on a small machine it competes with
     # the server it measures, so it bounds how close a server can get to its model's limit.
     client_cpu_cores: float | None = None
@@ -46,9 +49,10 @@ class LevelResult:
 
 async def _run_level(
     url: str, body: BodyFactory, clients: int, requests: int
-) -> tuple[list[float], dict[str, int], float, float]:
+) -> tuple[list[float], dict[str, int], float, float, int]:
     latencies: list[float] = []
     errors: dict[str, int] = {}
+    shed = 0
     counter = iter(range(requests))
     connector = aiohttp.TCPConnector(limit=clients, force_close=False)
     timeout = aiohttp.ClientTimeout(total=60)
@@ -56,28 +60,37 @@ async def _run_level(
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
         async def client() -> None:
+            nonlocal shed
             for index in counter:
                 started = time.perf_counter()
                 try:
                     async with session.post(url, data=body(index), headers=headers) as reply:
                         await reply.read()
                         status = reply.status
+                        retry_after = reply.headers.get("retry-after")
                 except (aiohttp.ClientError, TimeoutError) as error:
                     errors[type(error).__name__] = errors.get(type(error).__name__, 0) + 1
                     continue
                 if status == 200:
                     latencies.append(time.perf_counter() - started)
+                elif status == 429:
+                    shed += 1
+                    # A well-behaved client waits as told before its next request; one that
+                    # retried at once would measure its own retry storm, not the server.
+                    await asyncio.sleep(min(float(retry_after or 0), MAX_RETRY_WAIT_S))
                 else:
                     errors[str(status)] = errors.get(str(status), 0) + 1
 
         started, cpu_started = time.perf_counter(), time.process_time()
         await asyncio.gather(*(client() for _ in range(clients)))
         seconds = time.perf_counter() - started
-        return latencies, errors, seconds, (time.process_time() - cpu_started) / seconds
+        return latencies, errors, seconds, (time.process_time() - cpu_started) / seconds, shed
 
 
 def run_level(server: str, url: str, body: BodyFactory, clients: int, requests: int) -> LevelResult:
-    latencies, errors, seconds, cpu_cores = asyncio.run(_run_level(url, body, clients, requests))
+    latencies, errors, seconds, cpu_cores, shed = asyncio.run(
+        _run_level(url, body, clients, requests)
+    )
     ms = np.array(latencies) * 1000.0 if latencies else np.array([float("nan")])
     p50, p95, p99 = (float(v) for v in np.percentile(ms, [50, 95, 99]))
     return LevelResult(
@@ -92,6 +105,7 @@ def run_level(server: str, url: str, body: BodyFactory, clients: int, requests: 
         p99_ms=round(p99, 2),
         error_statuses=errors,
         client_cpu_cores=round(cpu_cores, 2),
+        shed=shed,
     )
 
 

@@ -124,7 +124,7 @@ def measure(
             if after[1] > before[1]:
                 mean = (after[0] - before[0]) / (after[1] - before[1])
                 load = replace(load, mean_batch_size=round(mean, 2))
-    done = max(1, load.requests - load.errors)
+    done = max(1, load.requests - load.errors - load.shed)
     result = OverheadResult(
         name=run.name,
         knob=run.knob,

@@ -167,7 +167,8 @@ def run_server(
                     )
             print(
                 f"  {name:<18} clients={clients:<4} rps={result.rps:<8} p50={result.p50_ms}ms "
-                f"p99={result.p99_ms}ms errors={result.errors} batch={result.mean_batch_size}",
+                f"p99={result.p99_ms}ms errors={result.errors} shed={result.shed} "
+                f"batch={result.mean_batch_size}",
                 flush=True,
             )
             results.append(result)
@@ -351,14 +352,15 @@ def evaluate(
                 drop < TARGET_CACHE_DROP and hits == 0,
             )
         )
-    below = [r for r in results if r.server == "bentoml-batched" and r.clients <= 64]
+    # Shed requests (429 with Retry-After) are the overload contract, not errors.
+    below = [r for r in results if r.server == "bentoml-batched" and r.clients <= 128]
     if below:
         errors = sum(r.errors for r in below)
-        checks.append(_check("service errors at <= 64 clients", errors, "0", errors == 0))
+        checks.append(_check("service errors at <= 128 clients", errors, "0", errors == 0))
         worst = max(r.p99_ms for r in below)
         limit = 2 * max_latency_ms
         checks.append(
-            _check("service p99 at <= 64 clients (ms)", worst, f"<= {limit}", worst <= limit)
+            _check("service p99 at <= 128 clients (ms)", worst, f"<= {limit}", worst <= limit)
         )
     return checks
 

@@ -132,8 +132,10 @@ class ModelStore(Protocol):
         model_dir: Path,
         labels: Mapping[str, str],
         contract: ServingContract,
+        test_examples: Sequence[tuple[str, str]] = (),
     ) -> str:
-        """Save a transformers folder (weights + tokenizer) into the serving store."""
+        """Save a transformers folder (weights + tokenizer) into the serving store, with the
+        held-out (text, label) pairs that guard its quantized backends."""
         ...
 
     def find_tag(self, name: str, registry_version: str) -> str | None: ...

@@ -47,6 +47,10 @@ class OverloadedError(MlopsError):
     """A request waited longer than the latency bound for its turn; the client may retry."""
 
 
+class BackendRefusedError(MlopsError):
+    """A serving backend (say, int8) fails its accuracy guard or cannot be checked."""
+
+
 class ShedError(OverloadedError):
     """Refused on arrival: the work queued ahead would outlast the latency bound (429)."""
 

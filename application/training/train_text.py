@@ -239,6 +239,9 @@ def train_text(
             fit.model_dir,
             labels=store_labels(run_id, registered, fingerprints["train"].short, TEXT_TASK),
             contract=contract,
+            test_examples=list(
+                zip(splits.test[TEXT].astype(str), splits.test[LABEL].astype(str), strict=True)
+            ),
         )
         link_stored_model(registry, tracker, registered, stored_tag)
     return TextTrainingOutcome(

@@ -208,7 +208,19 @@ class TextServingSettings(ServingSettings):
         default="auto", description="auto: CUDA when torch sees it, else CPU"
     )
     gpus: int = Field(default=0, ge=0, description="GPUs BentoML assigns to the service")
-    torch_threads: int = Field(default=0, ge=0, description="CPU threads for torch (0: torch's)")
+    torch_threads: int = Field(
+        default=0, ge=0, description="CPU threads for torch / ONNX Runtime (0: their default)"
+    )
+    backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        default="torch",
+        description="torch; ONNX Runtime (exported on first load); ONNX Runtime int8",
+    )
+    int8_max_accuracy_drop: float = Field(
+        default=0.01,
+        ge=0.0,
+        lt=1.0,
+        description="onnx-int8 is refused when it loses more accuracy on the stored test split",
+    )
     warmup_batch_sizes: tuple[int, ...] = Field(
         default=(1, 8, 32, 64), description="batch sizes run before /readyz answers 200"
     )

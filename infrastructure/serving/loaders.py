@@ -24,8 +24,13 @@ from domain.models.contract import ServingContract
 from domain.ports import ModelSource
 from domain.serving.model import DriftValues, LoadedModel
 from infrastructure.config.settings import ServingSettings, TextServingSettings
-from infrastructure.store.bento_model_store import VERSION_LABEL, BentoModelStore, stored_contract
-from shared.errors import ModelNotFoundError
+from infrastructure.store.bento_model_store import (
+    TEST_SPLIT_FILE,
+    VERSION_LABEL,
+    BentoModelStore,
+    stored_contract,
+)
+from shared.errors import BackendRefusedError, ModelNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -206,6 +211,14 @@ class WarmupRecord:
     seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class BackendRecord:
+    """Which runtime scores a text version, and what its accuracy guard measured."""
+
+    name: str = "torch"
+    accuracy: dict[str, float] = field(default_factory=dict)
+
+
 class TextScorer:
     """A fine-tuned transformers classifier over normalized texts, with an optional cache."""
 
@@ -224,6 +237,7 @@ class TextScorer:
         self._cache = cache
         self._on_cache = on_cache
         self.warmup = WarmupRecord()
+        self.backend = BackendRecord()
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -277,6 +291,17 @@ class TextScorer:
         self.warmup.seconds = round(time.perf_counter() - started, 3)
 
 
+def check_int8_accuracy(tag: str, fp32: float, int8: float, max_drop: float) -> None:
+    """Refuses an int8 model that lost more than ``max_drop`` accuracy (fractions)."""
+    if fp32 - int8 > max_drop:
+        raise BackendRefusedError(
+            f"{tag}: int8 accuracy {int8:.4f} on the stored test split is "
+            f"{(fp32 - int8) * 100:.2f} points below fp32 ({fp32:.4f}), over the "
+            f"{max_drop * 100:.2f}-point limit (INT8_MAX_ACCURACY_DROP); serve it with "
+            "backend onnx or torch"
+        )
+
+
 class TransformersModelLoader:
     """Text models from the BentoML store, on CUDA when torch sees it, warmed before use."""
 
@@ -289,15 +314,11 @@ class TransformersModelLoader:
         self._on_cache = on_cache
 
     def load(self, tag: str) -> LoadedModel:
-        from infrastructure.ml.text.classifier import TransformersTextClassifier
-
         settings = self._settings
         stored, contract = stored_model(tag)
         if contract.max_length is None:
             raise ModelNotFoundError(f"{tag} is a {contract.task} model, not a text one")
-        classifier = TransformersTextClassifier.load(
-            Path(stored.path), contract.max_length, device=settings.device
-        )
+        classifier, backend = self._classifier(tag, Path(stored.path), contract.max_length)
         if tuple(classifier.classes) != contract.classes:
             raise ValueError(
                 f"{tag}: model labels {classifier.classes} differ from its contract's classes "
@@ -317,6 +338,7 @@ class TransformersModelLoader:
             cache,
             (lambda hits, misses: on_cache(version, hits, misses)) if on_cache else None,
         )
+        scorer.backend = backend
         largest = max(settings.max_batch_size, settings.max_instances)
         scorer.warm(
             [min(size, largest) for size in settings.warmup_batch_sizes],
@@ -325,6 +347,39 @@ class TransformersModelLoader:
         )
         logger.info("%s warmed in %.2fs: %s", tag, scorer.warmup.seconds, scorer.warmup.batch_ms)
         return loaded_model(stored, contract, scorer)
+
+    def _classifier(self, tag: str, folder: Path, max_length: int) -> tuple[Any, BackendRecord]:
+        settings = self._settings
+        if settings.backend == "torch":
+            from infrastructure.ml.text.classifier import TransformersTextClassifier
+
+            loaded = TransformersTextClassifier.load(folder, max_length, device=settings.device)
+            return loaded, BackendRecord("torch")
+        from infrastructure.ml.text import onnx_backend
+
+        exported = onnx_backend.export_onnx(folder)
+        fp32 = onnx_backend.OnnxTextClassifier.load(
+            folder, exported, max_length, settings.torch_threads
+        )
+        if settings.backend == "onnx":
+            return fp32, BackendRecord("onnx")
+        split = onnx_backend.stored_test_split(folder)
+        if split is None:
+            raise BackendRefusedError(
+                f"{tag}: backend onnx-int8 needs the held-out split registered with the model "
+                f"({TEST_SPLIT_FILE}), and this version has none; retrain it, or serve it with "
+                "backend onnx or torch"
+            )
+        int8 = onnx_backend.OnnxTextClassifier.load(
+            folder, onnx_backend.quantize_int8(folder), max_length, settings.torch_threads
+        )
+        texts, labels = split
+        before = onnx_backend.accuracy(fp32, texts, labels)
+        after = onnx_backend.accuracy(int8, texts, labels)
+        figures = {"fp32": round(before, 4), "int8": round(after, 4), "examples": len(texts)}
+        check_int8_accuracy(tag, before, after, settings.int8_max_accuracy_drop)
+        logger.info("%s: int8 passes its guard: %s", tag, figures)
+        return int8, BackendRecord("onnx-int8", figures)
 
 
 class BentoStoreModelSource:

@@ -9,6 +9,7 @@ Annotations are evaluated eagerly (no ``__future__`` import): BentoML reads them
 the API schemas, and they name types built from the settings.
 """
 
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
@@ -134,6 +135,7 @@ def build_text_service(
                 "max_length": max_length,
                 "classes": list(contract.classes),
                 "device": text_scorer.device if text_scorer else None,
+                "backend": dataclasses.asdict(text_scorer.backend) if text_scorer else None,
                 "serving": {
                     **serving_limits(settings),
                     "max_text_chars": settings.max_text_chars,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from shared.errors import ModelNotFoundError
 ALIAS_LABEL = "alias"
 VERSION_LABEL = "registered_version"
 TASK_LABEL = "task"
+# A text model's held-out split, next to its weights (read by the int8 accuracy guard).
+TEST_SPLIT_FILE = "evaluation/test.jsonl"
 
 
 def stored_contract(model: Any) -> ServingContract:
@@ -56,12 +59,26 @@ class BentoModelStore:
         model_dir: Path,
         labels: Mapping[str, str],
         contract: ServingContract,
+        test_examples: Sequence[tuple[str, str]] = (),
     ) -> str:
-        """Weights, config and tokenizer files as they are; services load them from m.path."""
+        """Weights, config and tokenizer files as they are; services load them from m.path.
+
+        The held-out split goes along (``evaluation/test.jsonl``): a service that quantizes
+        the model checks it against these examples before it serves.
+        """
         with bentoml.models.create(
             name, labels=dict(labels), metadata=contract.to_metadata(), module="transformers"
         ) as stored:
             shutil.copytree(model_dir, stored.path, dirs_exist_ok=True)
+            if test_examples:
+                target = Path(stored.path) / TEST_SPLIT_FILE
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(
+                    "".join(
+                        json.dumps({"text": text, "label": label}) + "\n"
+                        for text, label in test_examples
+                    )
+                )
         alias = labels.get(ALIAS_LABEL)
         if alias:
             self.mark_alias(name, alias, labels.get(VERSION_LABEL))

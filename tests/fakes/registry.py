@@ -100,7 +100,12 @@ class FakeModelStore:
         return f"{name}:{version}"
 
     def save_text_model(
-        self, name: str, model_dir: Path, labels: Mapping[str, str], contract: ServingContract
+        self,
+        name: str,
+        model_dir: Path,
+        labels: Mapping[str, str],
+        contract: ServingContract,
+        test_examples: Sequence[tuple[str, str]] = (),
     ) -> str:
         version = labels["registered_version"]
         self.labels[version] = dict(labels)

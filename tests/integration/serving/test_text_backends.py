@@ -1,0 +1,74 @@
+"""The text service on ONNX Runtime: exported on first load into the stored model's folder,
+the same answers as torch in fp32, and int8 only behind its accuracy guard."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import bentoml
+import numpy as np
+import pytest
+
+from infrastructure.config.settings import TextServingSettings
+from infrastructure.ml.text.classifier import TransformersTextClassifier
+from infrastructure.ml.text.onnx_backend import FP32_FILE, INT8_FILE, ONNX_FOLDER
+from infrastructure.serving.loaders import TransformersModelLoader, check_int8_accuracy
+from infrastructure.store.bento_model_store import TEST_SPLIT_FILE
+from shared.errors import BackendRefusedError
+from tests.support.serving import asgi_client, text_service
+
+pytestmark = pytest.mark.slow
+
+TEXTS = ["a gorgeous , witty , seductive movie .", "dull , lifeless and far too long ."]
+
+
+def _folder(name: str) -> Path:
+    return Path(bentoml.models.get(f"{name}:latest").path)
+
+
+def test_onnx_fp32_answers_as_torch_does_and_is_stored_with_the_model(text_champion: str) -> None:
+    folder = _folder(text_champion)
+    assert (folder / TEST_SPLIT_FILE).exists(), "the held-out split is registered with it"
+    with asgi_client(text_service(model_name=text_champion, backend="onnx")) as client:
+        reply = client.post("/classify", json={"texts": TEXTS})
+        assert reply.status_code == 200, reply.text
+        served = np.array(
+            [[p["probabilities"][c] for c in ("negative", "positive")] for p in reply.json()]
+        )
+        assert client.post("/metadata").json()["backend"]["name"] == "onnx"
+    assert (folder / ONNX_FOLDER / FP32_FILE).exists(), "exported into the BentoML store"
+    reference = TransformersTextClassifier.load(folder, max_length=48, device="cpu")
+    assert np.allclose(served, reference.predict_proba(TEXTS), atol=1e-4)
+
+
+def test_int8_is_served_with_its_guard_figures(text_champion: str) -> None:
+    with asgi_client(text_service(model_name=text_champion, backend="onnx-int8")) as client:
+        reply = client.post("/classify", json={"texts": TEXTS})
+        assert reply.status_code == 200, reply.text
+        backend = client.post("/metadata").json()["backend"]
+    assert backend["name"] == "onnx-int8"
+    assert backend["accuracy"]["examples"] == 872
+    assert backend["accuracy"]["fp32"] - backend["accuracy"]["int8"] <= 0.01
+    assert (_folder(text_champion) / ONNX_FOLDER / INT8_FILE).exists()
+
+
+def test_int8_without_a_stored_test_split_is_refused_by_name(
+    text_champion: str, tmp_path: Path
+) -> None:
+    stored = bentoml.models.get(f"{text_champion}:latest")
+    split = Path(stored.path) / TEST_SPLIT_FILE
+    kept = tmp_path / "test.jsonl"
+    shutil.move(split, kept)
+    try:
+        loader = TransformersModelLoader(TextServingSettings(backend="onnx-int8"))
+        with pytest.raises(BackendRefusedError, match="held-out split"):
+            loader.load(str(stored.tag))
+    finally:
+        shutil.move(kept, split)
+
+
+def test_the_int8_guard_refuses_more_than_its_limit() -> None:
+    check_int8_accuracy("m:1", fp32=0.80, int8=0.795, max_drop=0.01)
+    with pytest.raises(BackendRefusedError, match=r"1\.50 points below fp32 \(0\.8000\)"):
+        check_int8_accuracy("m:1", fp32=0.80, int8=0.785, max_drop=0.01)
