@@ -3,12 +3,14 @@
 All runs use the same stored champion of ``sst2-sentiment`` and real SST-2 sentences (the
 GLUE validation and dev sentences, one sentence per request):
 
-a) raw in-process throughput of the model at batch sizes 1, 8, 32 and 64: the limit;
+a) raw in-process throughput of the model at batch sizes 1, 8, 32 and 64: the limit, for
+   torch, ONNX Runtime fp32 and int8 side by side (with each one's test-split accuracy);
 b) the Bento service (``classify``, adaptive batching) under a closed-loop sweep of
    1/8/32/64/128 clients with a fixed request count per level;
 c) an unbatched baseline server: plain FastAPI, one forward pass per request;
 d) the Bento service with batching disabled (``MLOPS_TEXT_SERVE_BATCHING=false``);
-e) the Bento service with the response cache on and a 0% hit rate (every text new).
+e) the Bento service with the response cache on and a 0% hit rate (every text new);
+f) the Bento service on ONNX Runtime fp32 (64 clients) and int8 (64 and 128 clients).
 
 Each server has one worker; the client runs in this process on the same machine. Mean batch
 sizes come from the service's ``mlops_batch_size`` histogram on ``/metrics``.
@@ -50,6 +52,7 @@ RAW_BATCH_SIZES = (1, 8, 32, 64)
 TARGET_RAW_SHARE = 0.90
 TARGET_UNBATCHED_SPEEDUP = 3.0
 TARGET_CACHE_DROP = 0.05
+TARGET_BACKEND_SPEEDUP = 1.5
 SHUFFLE_SEED = 2013
 BATCH_METRIC = re.compile(
     r'^mlops_batch_size_(sum|count)\{[^}]*variant="champion"[^}]*\}\s+(\S+)',
@@ -75,34 +78,64 @@ def load_sentences() -> list[str]:
     return shuffled
 
 
-def raw_throughput(model_path: Path, max_length: int, sentences: list[str]) -> dict[str, Any]:
-    """Texts/s of the bare model in this process, tokenization included, per batch size.
+def _backend_classifier(backend: str, model_path: Path, max_length: int) -> Any:
+    from infrastructure.ml.text import onnx_backend
+    from infrastructure.ml.text.classifier import TransformersTextClassifier
+
+    if backend == "torch":
+        return TransformersTextClassifier.load(model_path, max_length)
+    exported = (
+        onnx_backend.export_onnx(model_path)
+        if backend == "onnx"
+        else onnx_backend.quantize_int8(model_path)
+    )
+    return onnx_backend.OnnxTextClassifier.load(model_path, exported, max_length)
+
+
+def raw_throughput(
+    model_path: Path, max_length: int, sentences: list[str], backends: list[str]
+) -> dict[str, Any]:
+    """Texts/s of the bare model in this process, tokenization included, per batch size,
+    for each backend side by side (``batches`` is torch's).
 
     Each batch is scored the way the service scores one (same forward-pass size rule).
     """
     from infrastructure.config.settings import TextServingSettings
-    from infrastructure.ml.text.classifier import TransformersTextClassifier
+    from infrastructure.ml.text.onnx_backend import accuracy, stored_test_split
     from infrastructure.serving.loaders import forward_plan
 
-    classifier = TransformersTextClassifier.load(model_path, max_length)
-    plan = forward_plan(TextServingSettings(), classifier.device)
-    results: dict[str, Any] = {
-        "device": classifier.device,
-        "forward_max_tokens": plan.max_tokens,
-        "batches": {},
-    }
+    results: dict[str, Any] = {"backends": {}}
     texts = sentences[:1024]
-    for size in RAW_BATCH_SIZES:
-        classifier.predict_proba(texts[: size * 4], size, plan.max_tokens)  # warm up
-        count = len(texts)
-        started = time.perf_counter()
-        for start in range(0, count, size):
-            classifier.predict_proba(texts[start : start + size], size, plan.max_tokens)
-        seconds = time.perf_counter() - started
-        rate = round(count / seconds, 1)
-        results["batches"][str(size)] = {"texts": count, "seconds": round(seconds, 3), "rps": rate}
-        print(f"  raw batch={size:<4} {rate} texts/s", flush=True)
-    del classifier
+    split = stored_test_split(model_path)
+    for backend in backends:
+        classifier = _backend_classifier(backend, model_path, max_length)
+        plan = forward_plan(TextServingSettings(), classifier.device)
+        entry: dict[str, Any] = {
+            "device": classifier.device,
+            "forward_max_tokens": plan.max_tokens,
+            "batches": {},
+        }
+        if split is not None:
+            entry["test_accuracy"] = round(accuracy(classifier, *split), 4)
+        for size in RAW_BATCH_SIZES:
+            classifier.predict_proba(texts[: size * 4], size, plan.max_tokens)  # warm up
+            count = len(texts)
+            started = time.perf_counter()
+            for start in range(0, count, size):
+                classifier.predict_proba(texts[start : start + size], size, plan.max_tokens)
+            seconds = time.perf_counter() - started
+            rate = round(count / seconds, 1)
+            entry["batches"][str(size)] = {
+                "texts": count,
+                "seconds": round(seconds, 3),
+                "rps": rate,
+            }
+            print(f"  raw {backend:<10} batch={size:<4} {rate} texts/s", flush=True)
+        print(f"  raw {backend:<10} test accuracy {entry.get('test_accuracy')}", flush=True)
+        results["backends"][backend] = entry
+        del classifier
+    if "torch" in results["backends"]:
+        results.update(results["backends"]["torch"])
     gc.collect()
     return results
 
@@ -190,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--output", type=Path, default=REPO_ROOT / "benchmarks/results/text_serving.json"
     )
-    parser.add_argument("--runs", default="raw,service,unbatched,nobatch,cache")
+    parser.add_argument("--runs", default="raw,service,unbatched,nobatch,cache,onnx,int8")
     parser.add_argument(
         "--model-tag",
         help="serve this BentoML model tag as is (no MLflow lookup, no training)",
@@ -271,12 +304,27 @@ def main(argv: list[str] | None = None) -> int:
             "env": {**service_env, "MLOPS_TEXT_SERVE_CACHE": "true"},
             "levels": [64],
         },
+        "onnx": {
+            "name": "bentoml-onnx",
+            "command": bentoml_command,
+            "env": {**service_env, "MLOPS_TEXT_SERVE_BACKEND": "onnx"},
+            "levels": [64],
+        },
+        "int8": {
+            "name": "bentoml-onnx-int8",
+            "command": bentoml_command,
+            "env": {**service_env, "MLOPS_TEXT_SERVE_BACKEND": "onnx-int8"},
+            "levels": [64, 128],
+        },
     }
 
-    raw = raw_throughput(model_path, max_length, sentences) if "raw" in runs else None
+    backends = [
+        b for b in ("torch", "onnx", "onnx-int8") if b == "torch" or runs & {"onnx", "int8"}
+    ]
+    raw = raw_throughput(model_path, max_length, sentences, backends) if "raw" in runs else None
     results: list[LevelResult] = []
     extras: dict[str, Any] = {}
-    for key in ("service", "unbatched", "nobatch", "cache"):
+    for key in ("service", "unbatched", "nobatch", "cache", "onnx", "int8"):
         if key not in runs:
             continue
         spec = servers[key]
@@ -333,6 +381,29 @@ def evaluate(
         share = round(ours.rps / best, 3)
         target = TARGET_RAW_SHARE
         checks.append(_check("service@64 / raw best batch", share, f">= {target}", share >= target))
+    int8 = by_key.get(("bentoml-onnx-int8", 64))
+    if ours and int8:
+        speedup = round(int8.rps / ours.rps, 2)
+        checks.append(
+            _check(
+                "int8 service@64 / torch service@64",
+                speedup,
+                f">= {TARGET_BACKEND_SPEEDUP}",
+                speedup >= TARGET_BACKEND_SPEEDUP,
+            )
+        )
+        int8_raw = (raw or {}).get("backends", {}).get("onnx-int8")
+        if int8_raw:
+            best = max(row["rps"] for row in int8_raw["batches"].values())
+            share = round(int8.rps / best, 3)
+            checks.append(
+                _check(
+                    "int8 service@64 / int8 raw best batch",
+                    share,
+                    f">= {TARGET_RAW_SHARE}",
+                    share >= TARGET_RAW_SHARE,
+                )
+            )
     unbatched = by_key.get(("unbatched-fastapi", 64))
     if ours and unbatched and unbatched.rps:
         speedup = round(ours.rps / unbatched.rps, 2)
@@ -353,7 +424,11 @@ def evaluate(
             )
         )
     # Shed requests (429 with Retry-After) are the overload contract, not errors.
-    below = [r for r in results if r.server == "bentoml-batched" and r.clients <= 128]
+    below = [
+        r
+        for r in results
+        if r.server in ("bentoml-batched", "bentoml-onnx-int8") and r.clients <= 128
+    ]
     if below:
         errors = sum(r.errors for r in below)
         checks.append(_check("service errors at <= 128 clients", errors, "0", errors == 0))

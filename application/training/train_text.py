@@ -26,7 +26,12 @@ from domain.evaluation.classification import (
     classification_report,
     held_out_metric_keys,
 )
-from domain.models.contract import SERVING_CONTRACT_ARTIFACT, TEXT_TASK, ServingContract
+from domain.models.contract import (
+    HELD_OUT_ARTIFACT,
+    SERVING_CONTRACT_ARTIFACT,
+    TEXT_TASK,
+    ServingContract,
+)
 from domain.models.policy import GateDecision, evaluate_gate
 from domain.models.version import ModelVersionInfo
 from domain.ports import (
@@ -148,7 +153,7 @@ def train_text(
             ("test", splits.test),
         ):
             tracker.log_dataset(frame, fingerprints[name], name, name)
-        tracker.log_frame(splits.test[[TEXT, LABEL]], "evaluation/test.parquet")
+        tracker.log_frame(splits.test[[TEXT, LABEL]], HELD_OUT_ARTIFACT)
         tracker.log_metrics({f"{name}_rows": float(count) for name, count in rows.items()})
 
         index = {name: i for i, name in enumerate(classes)}

@@ -19,6 +19,8 @@ from domain.monitoring.profile import ReferenceProfile
 Task = Literal["tabular-classification", "text-classification"]
 # Where training also logs the contract in the MLflow run (pulling a version needs it).
 SERVING_CONTRACT_ARTIFACT = "serving_contract.json"
+# A text run's held-out split (columns text, label): it guards quantized serving backends.
+HELD_OUT_ARTIFACT = "evaluation/test.parquet"
 TABULAR_TASK: Final = "tabular-classification"
 TEXT_TASK: Final = "text-classification"
 

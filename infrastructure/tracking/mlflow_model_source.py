@@ -19,10 +19,16 @@ from pathlib import Path
 import mlflow
 import mlflow.artifacts
 import mlflow.sklearn
+import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from domain.models.contract import SERVING_CONTRACT_ARTIFACT, TABULAR_TASK, ServingContract
+from domain.models.contract import (
+    HELD_OUT_ARTIFACT,
+    SERVING_CONTRACT_ARTIFACT,
+    TABULAR_TASK,
+    ServingContract,
+)
 from infrastructure.store.bento_model_store import BentoModelStore
 from shared.errors import ModelNotFoundError
 
@@ -82,6 +88,22 @@ class MlflowPullModelSource:
                 configs = sorted((local / "artifacts").rglob("config.json"))
                 if not configs:
                     raise ModelNotFoundError(f"{uri} holds no transformers model folder")
-                tag = self._store.save_text_model(name, configs[0].parent, labels, contract)
+                tag = self._store.save_text_model(
+                    name,
+                    configs[0].parent,
+                    labels,
+                    contract,
+                    test_examples=self._held_out(run_id, folder),
+                )
         logger.info("pulled %s v%s from MLflow into the local store as %s", name, number, tag)
         return tag
+
+    def _held_out(self, run_id: str, folder: str) -> list[tuple[str, str]]:
+        """The run's held-out split (text, label), which guards quantized backends; none
+        for runs that did not log it."""
+        try:
+            path = self._client.download_artifacts(run_id, HELD_OUT_ARTIFACT, folder)
+        except MlflowException:
+            return []
+        frame = pd.read_parquet(path)
+        return list(zip(frame["text"].astype(str), frame["label"].astype(str), strict=True))

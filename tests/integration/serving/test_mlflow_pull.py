@@ -10,7 +10,7 @@ import pytest
 
 from infrastructure.config.settings import TextServingSettings
 from infrastructure.serving.loaders import SklearnModelLoader, TransformersModelLoader
-from infrastructure.store.bento_model_store import BentoModelStore
+from infrastructure.store.bento_model_store import TEST_SPLIT_FILE, BentoModelStore
 from infrastructure.tracking.mlflow_model_source import MlflowPullModelSource
 from tests.support.serving import train_and_promote, train_and_promote_text
 
@@ -65,3 +65,5 @@ def test_a_text_version_is_pulled_with_its_tokenizer_and_contract(tmp_path: Path
     pulled = TransformersModelLoader(settings).load(pulled_tag)
     assert pulled.contract.task == "text-classification" and pulled.version == "1"
     assert np.allclose(pulled.scorer.predict_proba(texts), expected, atol=1e-5)
+    held_out = Path(bentoml.models.get(pulled_tag).path) / TEST_SPLIT_FILE
+    assert len(held_out.read_text().splitlines()) == 872, "int8's guard travels with it"
