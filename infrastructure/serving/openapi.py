@@ -112,7 +112,7 @@ def error_body(status: int, body: bytes) -> bytes:
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 
 
-def _error_response(status: int) -> dict[str, Any]:
+def error_response_spec(status: int) -> dict[str, Any]:
     response: dict[str, Any] = {
         "description": ERROR_STATUSES[status],
         "content": {
@@ -163,7 +163,7 @@ def service_openapi(service: Any, errors: Mapping[str, tuple[int, ...]]) -> dict
                 "description": "Successful Response",
                 "content": {api.output_spec.mime_type(): {"schema": response}},
             },
-            **{str(status): _error_response(status) for status in sorted(errors[api.name])},
+            **{str(status): error_response_spec(status) for status in sorted(errors[api.name])},
         }
     # BentoML's error components are no longer referenced by any API.
     for name in ("InvalidArgument", "NotFound", "InternalServerError"):

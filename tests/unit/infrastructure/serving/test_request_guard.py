@@ -151,3 +151,20 @@ def test_a_body_that_is_not_json_is_refused_with_415_before_the_app() -> None:
 def test_the_openapi_document_is_served_by_the_guard() -> None:
     app, sent, _ = _call([], [], path="/docs.json", method="GET")
     assert not app.called and json.loads(sent[1]["body"]) == {"openapi": "3.1.0", "paths": {}}
+
+
+def test_shed_and_overloaded_answers_tell_when_to_retry() -> None:
+    for status in (429, 503):
+        _, sent, _ = _call([b"{}"], [], app=EchoApp(status=status))
+        assert sent[0]["status"] == status
+        assert (b"retry-after", b"1") in sent[0]["headers"]
+    _, sent, _ = _call([b"{}"], [], app=EchoApp(status=400))
+    assert all(name != b"retry-after" for name, _ in sent[0]["headers"])
+
+
+def test_the_openapi_document_declares_retry_after_on_429_and_503() -> None:
+    from infrastructure.serving.openapi import error_response_spec
+
+    for status in (429, 503):
+        assert "Retry-After" in error_response_spec(status)["headers"]
+    assert "headers" not in error_response_spec(400)
