@@ -211,7 +211,10 @@ class ServingMonitor:
             else:
                 # Off the batch path: the statistics over the windows took tens of ms every
                 # few batches, which the requests of those batches waited out (the tail).
-                self._background(self._queued_refresh)
+                try:
+                    self._background(self._queued_refresh)
+                except RuntimeError:  # the executor is shutting down: refresh here instead
+                    self._queued_refresh()
         return ids
 
     def _queued_refresh(self) -> None:

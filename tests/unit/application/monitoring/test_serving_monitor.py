@@ -98,6 +98,20 @@ def test_a_background_refresh_leaves_the_batch_path_and_is_queued_once() -> None
     assert len(queued) == 1, "due again once the last refresh ran"
 
 
+def test_a_closed_background_falls_back_to_refreshing_inline() -> None:
+    metrics = RecordingMetrics()
+
+    def closed(_: Callable[[], object]) -> object:
+        raise RuntimeError("cannot schedule new futures after shutdown")
+
+    monitor = _monitor(metrics, drift_every=100, background=closed)
+    _observe(monitor, shift=0.0)
+    assert metrics.drift is not None
+    metrics.drift = None
+    _observe(monitor, shift=0.0)
+    assert metrics.drift is not None, "not stuck as queued after the fallback"
+
+
 def test_stats_count_predictions_latency_and_errors() -> None:
     monitor = _monitor(RecordingMetrics())
     _observe(monitor, shift=0.0, rows=10)
