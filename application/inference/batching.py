@@ -4,13 +4,17 @@ A batch starts as soon as the previous one has finished, with everything that ar
 it ran (up to ``max_batch_size`` items): a lone request runs at once, and under load the
 batches grow by themselves, with no timer to tune.
 
-Load beyond capacity is shed on arrival: the batcher measures its own throughput (items per
-second over recent batches) and refuses a request whose estimated wait, the work queued
-ahead of it and the rest of the batch in flight, exceeds the latency bound. The client
-hears at once (429 and when to retry) instead of after a second in the queue, and the
-requests that are accepted keep their latency. BentoML's adaptive batching cannot be
-used here because it merges requests before the service sees them, and routing must see
-each request (its key decides champion or challenger) before it joins a batch.
+Load beyond capacity is shed on arrival: the batcher times its own batches and refuses a
+request whose estimated wait (the rest of the batch in flight, then the batches it takes to
+clear the queue ahead of it, each as long as recent batches) exceeds the latency bound. The
+client hears at once (429 and when to retry) instead of after a second in the queue, and
+the requests that are accepted keep their latency. Batches, not items, are the unit:
+batching makes an item cheaper as the queue grows, so a rate per item measured on small
+batches shed requests a full batch would have served in time (seen in a CI run).
+
+BentoML's adaptive batching cannot be used here because it merges requests before the
+service sees them, and routing must see each request (its key decides champion or
+challenger) before it joins a batch.
 """
 
 from __future__ import annotations
@@ -57,20 +61,24 @@ class MicroBatcher(Generic[In, Out]):
         self._waiting_items = 0
         self._in_flight = 0
         self._in_flight_since = 0.0
-        # Items per second, smoothed over recent batches; None until one batch has run.
-        self._rate: float | None = None
+        # Seconds per batch, smoothed over recent batches; None until one batch has run.
+        self._batch_s: float | None = None
 
     @property
-    def throughput(self) -> float | None:
-        """Items per second over recent batches (None before the first batch)."""
-        return self._rate
+    def batch_seconds(self) -> float | None:
+        """How long recent batches took (None before the first batch)."""
+        return self._batch_s
 
     def estimated_wait_s(self, items: int) -> float | None:
-        """How long ``items`` more would take to come out, at the measured throughput."""
-        if self._rate is None:
+        """How long ``items`` more would take to come out: the batch in flight finishes,
+        then the queue ahead and these items run in full batches of the recent length."""
+        if self._batch_s is None:
             return None
-        left_in_flight = max(0.0, self._in_flight / self._rate - self._elapsed_in_flight())
-        return left_in_flight + (self._waiting_items + items) / self._rate
+        left_in_flight = (
+            max(0.0, self._batch_s - self._elapsed_in_flight()) if self._in_flight else 0.0
+        )
+        batches = -(-(self._waiting_items + items) // self._max)  # ceiling division
+        return left_in_flight + batches * self._batch_s
 
     def _elapsed_in_flight(self) -> float:
         return time.monotonic() - self._in_flight_since if self._in_flight else 0.0
@@ -126,10 +134,9 @@ class MicroBatcher(Generic[In, Out]):
         self._waiting_items -= size
         return batch
 
-    def _measured(self, items: int, seconds: float) -> None:
-        rate = items / max(seconds, 1e-6)
+    def _measured(self, seconds: float) -> None:
         # Smoothed, so one slow batch (a GC pause) does not shed a burst of requests.
-        self._rate = rate if self._rate is None else 0.8 * self._rate + 0.2 * rate
+        self._batch_s = seconds if self._batch_s is None else 0.8 * self._batch_s + 0.2 * seconds
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
@@ -151,7 +158,7 @@ class MicroBatcher(Generic[In, Out]):
                             future.set_exception(error)
                     continue
                 finally:
-                    self._measured(len(flat), time.monotonic() - self._in_flight_since)
+                    self._measured(time.monotonic() - self._in_flight_since)
                     self._in_flight = 0
                 start = 0
                 for items, future in batch:
