@@ -74,14 +74,10 @@ class MicroBatcher(Generic[In, Out]):
         then the queue ahead and these items run in full batches of the recent length."""
         if self._batch_s is None:
             return None
-        left_in_flight = (
-            max(0.0, self._batch_s - self._elapsed_in_flight()) if self._in_flight else 0.0
-        )
+        elapsed = time.monotonic() - self._in_flight_since
+        left_in_flight = max(0.0, self._batch_s - elapsed) if self._in_flight else 0.0
         batches = -(-(self._waiting_items + items) // self._max)  # ceiling division
         return left_in_flight + batches * self._batch_s
-
-    def _elapsed_in_flight(self) -> float:
-        return time.monotonic() - self._in_flight_since if self._in_flight else 0.0
 
     @property
     def waiting(self) -> int:

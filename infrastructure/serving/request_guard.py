@@ -32,7 +32,6 @@ ErrorBody = Callable[[int, bytes], bytes]
 DOCS_PATH = "/docs.json"
 # Shed (429) and overloaded (503) answers tell clients when to retry: one second covers the
 # latency bound the queue is kept within, and spreads retries past the burst that caused it.
-RETRY_STATUSES = RETRY_AFTER_STATUSES
 RETRY_AFTER_S = b"1"
 
 
@@ -96,7 +95,7 @@ class RequestGuardMiddleware:
                     for name, value in held_start.get("headers", [])
                     if name not in (b"content-length", b"content-type")
                 ]
-                if status in RETRY_STATUSES and all(n != b"retry-after" for n, _ in headers):
+                if status in RETRY_AFTER_STATUSES and all(n != b"retry-after" for n, _ in headers):
                     headers.append((b"retry-after", RETRY_AFTER_S))
                 await send(
                     {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,20 +50,48 @@ class TransformersTextClassifier:
         padded tokens. Each pass then pads only to a length close to its texts' own; on
         mixed-length traffic on a CPU that saves most of the compute padding would cost.
         """
-        probabilities = np.zeros((len(texts), len(self.classes)), dtype=np.float32)
-        if not texts:
-            return probabilities
-        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
-        lengths = [len(ids) for ids in encoded["input_ids"]]
-        for chosen in plan_forward_passes(lengths, batch_size, max_tokens):
-            features = {name: [values[i] for i in chosen] for name, values in encoded.items()}
-            batch = self.tokenizer.pad(features, return_tensors="pt").to(self.device)
-            logits = self.model(**batch).logits
-            probabilities[chosen] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        return score_in_passes(
+            self.tokenizer,
+            texts,
+            self.max_length,
+            len(self.classes),
+            self._pass_probabilities,
+            batch_size,
+            max_tokens,
+        )
+
+    def _pass_probabilities(self, features: dict[str, list[Any]]) -> np.ndarray:
+        batch = self.tokenizer.pad(features, return_tensors="pt").to(self.device)
+        logits = self.model(**batch).logits
+        probabilities: np.ndarray = torch.softmax(logits.float(), dim=-1).cpu().numpy()
         return probabilities
 
     def predict(self, texts: Sequence[str]) -> list[str]:
         return [self.classes[i] for i in self.predict_proba(texts).argmax(axis=1)]
+
+
+def score_in_passes(
+    tokenizer: Any,
+    texts: Sequence[str],
+    max_length: int,
+    classes: int,
+    probabilities_of: Callable[[dict[str, list[Any]]], np.ndarray],
+    batch_size: int,
+    max_tokens: int,
+) -> np.ndarray:
+    """Tokenize ``texts`` together, cut them into length-sorted passes
+    (:func:`plan_forward_passes`) and score each pass with ``probabilities_of`` (one pass's
+    unpadded features in, its class probabilities out); results in input order. Shared by
+    every backend, so they all pad and batch alike."""
+    probabilities = np.zeros((len(texts), classes), dtype=np.float32)
+    if not texts:
+        return probabilities
+    encoded = tokenizer(list(texts), truncation=True, max_length=max_length)
+    lengths = [len(ids) for ids in encoded["input_ids"]]
+    for chosen in plan_forward_passes(lengths, batch_size, max_tokens):
+        features = {name: [values[i] for i in chosen] for name, values in encoded.items()}
+        probabilities[chosen] = probabilities_of(features)
+    return probabilities
 
 
 def plan_forward_passes(

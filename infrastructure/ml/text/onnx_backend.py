@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from infrastructure.ml.text.classifier import plan_forward_passes
+from infrastructure.ml.text.classifier import score_in_passes
 from infrastructure.store.bento_model_store import TEST_SPLIT_FILE
 
 logger = logging.getLogger(__name__)
@@ -148,19 +148,25 @@ class OnnxTextClassifier:
     def predict_proba(
         self, texts: Sequence[str], batch_size: int = 64, max_tokens: int = 0
     ) -> np.ndarray:
-        probabilities = np.zeros((len(texts), len(self.classes)), dtype=np.float32)
-        if not texts:
-            return probabilities
-        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
-        lengths = [len(ids) for ids in encoded["input_ids"]]
-        for chosen in plan_forward_passes(lengths, batch_size, max_tokens):
-            features = {name: [encoded[name][i] for i in chosen] for name in self._inputs}
-            batch = self.tokenizer.pad(features, return_tensors="np")
-            logits = self.session.run(
-                None, {name: batch[name].astype(np.int64) for name in self._inputs}
-            )[0]
-            shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-            probabilities[chosen] = shifted / shifted.sum(axis=1, keepdims=True)
+        return score_in_passes(
+            self.tokenizer,
+            texts,
+            self.max_length,
+            len(self.classes),
+            self._pass_probabilities,
+            batch_size,
+            max_tokens,
+        )
+
+    def _pass_probabilities(self, features: dict[str, list[Any]]) -> np.ndarray:
+        batch = self.tokenizer.pad(
+            {name: features[name] for name in self._inputs}, return_tensors="np"
+        )
+        logits = self.session.run(
+            None, {name: batch[name].astype(np.int64) for name in self._inputs}
+        )[0]
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probabilities: np.ndarray = shifted / shifted.sum(axis=1, keepdims=True)
         return probabilities
 
 
