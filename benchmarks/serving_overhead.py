@@ -9,7 +9,9 @@ from N closed-loop clients on 127.0.0.1:
 - one run per serving knob toggled from the shipped value (access log, tracing, BentoML's
   request metrics, uvloop/httptools, the timeout and concurrency middlewares, batching);
 - ``synthetic-gpu``: the service with a model that holds the GIL for c(n) and waits g(n)
-  per batch of n, as the H100 profile measured, next to that model's own best batch rate.
+  per batch of n, as the H100 profile measured, next to that model's own best batch rate;
+- ``split`` and ``synthetic-gpu-split``: the same in the split topology (HTTP front workers
+  calling a model runner), to compare topologies on this machine.
 
 For each run: server CPU microseconds per request (user+system time of the server's
 processes over the level, divided by the requests), saturated requests/s, p50/p99 and the
@@ -67,7 +69,14 @@ RUNS = (
         {f"{PREFIX}TIMEOUT_S": "0", f"{PREFIX}MAX_CONCURRENCY": "0"},
     ),
     Run("batching-off", "one model call per request", {f"{PREFIX}BATCHING": "false"}),
+    Run("split", "front + model runner (bentoml.depends)", {f"{PREFIX}TOPOLOGY": "split"}),
     Run("synthetic-gpu", "H100-shaped model (fp32)", model="synthetic-gpu"),
+    Run(
+        "synthetic-gpu-split",
+        "H100-shaped model in the runner, fronts on the other cores",
+        {f"{PREFIX}TOPOLOGY": "split"},
+        model="synthetic-gpu",
+    ),
 )
 
 
@@ -218,13 +227,19 @@ def main(argv: list[str] | None = None) -> int:
             "met": ratio <= TARGET_FLOOR_RATIO,
         }
     raw = synthetic_raw_rate(settings.max_batch_size)
-    if "synthetic-gpu" in by_name:
-        best = max(raw.values())
-        share = by_name["synthetic-gpu"].load.rps / best
-        targets["synthetic_gpu_vs_raw_best_batch"] = {
-            "share": round(float(share), 3),
-            "raw_best": float(best),
-        }
+    for name in ("synthetic-gpu", "synthetic-gpu-split"):
+        if name in by_name:
+            best = max(raw.values())
+            share = by_name[name].load.rps / best
+            targets[f"{name.replace('-', '_')}_vs_raw_best_batch"] = {
+                "share": round(float(share), 3),
+                "raw_best": float(best),
+            }
+    for single, split in (("service", "split"), ("synthetic-gpu", "synthetic-gpu-split")):
+        if single in by_name and split in by_name:
+            targets[f"{split.replace('-', '_')}_vs_single_rps"] = round(
+                by_name[split].load.rps / by_name[single].load.rps, 2
+            )
     for name, target in targets.items():
         print(f"{name}: {target}")
     payload = {

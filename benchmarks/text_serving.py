@@ -10,9 +10,11 @@ b) the Bento service (``classify``, adaptive batching) under a closed-loop sweep
 c) an unbatched baseline server: plain FastAPI, one forward pass per request;
 d) the Bento service with batching disabled (``MLOPS_TEXT_SERVE_BATCHING=false``);
 e) the Bento service with the response cache on and a 0% hit rate (every text new);
-f) the Bento service on ONNX Runtime fp32 (64 clients) and int8 (64 and 128 clients).
+f) the Bento service in the split topology (front workers + model runner, as the settings
+   default them on this machine) at 64 and 128 clients;
+g) the Bento service on ONNX Runtime fp32 (64 clients) and int8 (64 and 128 clients).
 
-Each server has one worker; the client runs in this process on the same machine. Mean batch
+Each single-topology server has one worker; the client runs in this process on the same machine. Mean batch
 sizes come from the service's ``mlops_batch_size`` histogram on ``/metrics``.
 Prints a table and writes JSON.
 
@@ -237,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--output", type=Path, default=REPO_ROOT / "benchmarks/results/text_serving.json"
     )
-    parser.add_argument("--runs", default="raw,service,unbatched,nobatch,cache,onnx,int8")
+    parser.add_argument("--runs", default="raw,service,unbatched,nobatch,cache,split,onnx,int8")
     parser.add_argument(
         "--model-tag",
         help="serve this BentoML model tag as is (no MLflow lookup, no training)",
@@ -324,6 +326,12 @@ def main(argv: list[str] | None = None) -> int:
             "env": {**service_env, "MLOPS_TEXT_SERVE_BACKEND": "onnx"},
             "levels": [64],
         },
+        "split": {
+            "name": "bentoml-split",
+            "command": bentoml_command,
+            "env": {**service_env, "MLOPS_TEXT_SERVE_TOPOLOGY": "split"},
+            "levels": [64, 128],
+        },
         "int8": {
             "name": "bentoml-onnx-int8",
             "command": bentoml_command,
@@ -338,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     raw = raw_throughput(model_path, max_length, sentences, backends) if "raw" in runs else None
     results: list[LevelResult] = []
     extras: dict[str, Any] = {}
-    for key in ("service", "unbatched", "nobatch", "cache", "onnx", "int8"):
+    for key in ("service", "unbatched", "nobatch", "cache", "split", "onnx", "int8"):
         if key not in runs:
             continue
         spec = servers[key]
@@ -486,6 +494,13 @@ def explain(results: list[LevelResult], raw: dict[str, Any] | None) -> dict[str,
     unbatched = [r.rps for r in results if r.server == "unbatched-fastapi" and r.rps]
     if unbatched:
         found["service@64 / best unbatched level"] = round(ours.rps / max(unbatched), 2)
+    for clients in (64, 128):
+        single, split = (
+            by_key.get(("bentoml-batched", clients)),
+            by_key.get(("bentoml-split", clients)),
+        )
+        if single and split and single.rps:
+            found[f"split topology@{clients} / single@{clients}"] = round(split.rps / single.rps, 2)
     return found
 
 

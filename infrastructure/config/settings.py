@@ -221,6 +221,32 @@ class TextServingSettings(ServingSettings):
         lt=1.0,
         description="onnx-int8 is refused when it loses more accuracy on the stored test split",
     )
+    topology: Literal["auto", "single", "split"] = Field(
+        default="auto",
+        description="single: each worker holds the model; split: HTTP front workers call a "
+        "model runner (bentoml.depends) that owns it; auto: the one measured fastest on "
+        "this kind of device (single on CPU; single on CUDA until a GPU run shows otherwise)",
+    )
+    workers: int = Field(
+        default=0,
+        ge=0,
+        description="HTTP workers; 0: 1 when single, one per core the runner leaves (up to "
+        "8) when split",
+    )
+    runner_workers: int = Field(
+        default=0, ge=0, description="model runner workers when split; 0: one per GPU, else 1"
+    )
+    runner_max_batch_size: int = Field(
+        default=0,
+        ge=0,
+        description="texts per runner batch when split; 0: 4x MAX_BATCH_SIZE on CUDA, else it",
+    )
+    runner_timeout_s: int = Field(
+        default=600, ge=1, description="front -> runner call limit (covers a first load)"
+    )
+    runner_idle_evict_s: float = Field(
+        default=600.0, gt=0.0, description="the runner drops a version unused this long"
+    )
     warmup_batch_sizes: tuple[int, ...] = Field(
         default=(1, 8, 32, 64), description="batch sizes run before /readyz answers 200"
     )

@@ -10,6 +10,7 @@ the API schemas, and they name types built from the settings.
 """
 
 import dataclasses
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -46,6 +47,12 @@ from infrastructure.serving.service_blueprint import (
 from infrastructure.serving.shared_apis import RuntimeApis
 from infrastructure.serving.stored_model import resolve_served_model
 from infrastructure.serving.text_request import TextsBody, build_text_request_types
+from infrastructure.serving.text_runner import (
+    RunnerModelLoader,
+    RunnerStats,
+    Topology,
+    front_workers,
+)
 from shared.errors import ModelNotFoundError
 
 
@@ -61,11 +68,19 @@ LoaderFactory = Callable[[TextServingSettings, CacheListener], ModelLoader]
 
 
 def build_text_service(
-    settings: TextServingSettings, loader_factory: LoaderFactory = TransformersModelLoader
+    settings: TextServingSettings,
+    loader_factory: LoaderFactory = TransformersModelLoader,
+    runner: Any | None = None,
 ) -> ServiceBlueprint:
     """The text service class; ``loader_factory`` is the composition seam for other models
-    (the overhead benchmark serves a zero-cost and a synthetic-GPU model through it)."""
+    (the overhead benchmark serves a zero-cost and a synthetic-GPU model through it).
+
+    With ``runner`` (a decorated ``text_runner`` service) the class is the split topology's
+    front: the same APIs, with the model behind ``bentoml.depends(runner)``.
+    """
     served = resolve_served_model(settings)
+    topology: Topology = "split" if runner is not None else "single"
+    workers = front_workers(settings, topology, os.cpu_count())
     contract = served.contract
     if contract.max_length is None:
         raise ModelNotFoundError(
@@ -81,15 +96,21 @@ def build_text_service(
 
     class TextClassifier(RuntimeApis):
         model_ref = bentoml.models.BentoModel(served.tag)
+        # Set below (split topology only): the runner's client in a worker.
+        model_runner: Any
 
         def __init__(self) -> None:
             quiet_client_errors()
-            if settings.torch_threads:
-                torch.set_num_threads(settings.torch_threads)
-            loader = loader_factory(
-                settings,
-                lambda version, hits, misses: self.runtime.record_cache(version, hits, misses),
+            on_cache: CacheListener = lambda version, hits, misses: self.runtime.record_cache(  # noqa: E731
+                version, hits, misses
             )
+            loader: ModelLoader
+            if runner is None:
+                if settings.torch_threads:
+                    torch.set_num_threads(settings.torch_threads)
+                loader = loader_factory(settings, on_cache)
+            else:
+                loader = RunnerModelLoader(settings, lambda: self.model_runner, on_cache)
             self.runtime = ServingRuntime(settings, loader, model_source(settings), ENDPOINTS)
             state.runtime = self.runtime
             self.runtime.start()
@@ -129,6 +150,11 @@ def build_text_service(
             text_scorer = scorer if isinstance(scorer, TextScorer) else None
             return {
                 **served.describe(),
+                "topology": topology,
+                "workers": workers,
+                "runner": RunnerStats.model_validate(await self.model_runner.stats()).model_dump()
+                if runner is not None
+                else None,
                 "variants": self.runtime.describe_variants(),
                 "base_model": base_model,
                 "method": contract.method,
@@ -168,10 +194,17 @@ def build_text_service(
             return self.runtime.feedback(request_id, label)
 
     TextClassifier.__qualname__ = TextClassifier.__name__
-    resources = {"gpu": settings.gpus} if settings.gpus else None
+    resources = None
+    if runner is None:
+        resources = {"gpu": settings.gpus} if settings.gpus else None
+    else:
+        # BentoML collects dependencies from the class body when it decorates the class.
+        TextClassifier.model_runner = bentoml.depends(runner)
     return ServiceBlueprint(
         cls=TextClassifier,
-        config=service_config("text_classifier", settings, resources),
+        config=service_config(
+            "text_classifier", settings.model_copy(update={"workers": workers}), resources
+        ),
         middleware=guard_middleware(ENDPOINTS, settings, state),
         errors=endpoint_errors(),
     )

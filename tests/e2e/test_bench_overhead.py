@@ -21,7 +21,7 @@ def test_short_overhead_benchmark_reports_cpu_per_request(
 ) -> None:
     tag = str(bentoml.models.list(text_champion)[0].tag)
     output = tmp_path / "overhead.json"
-    runs = "bare-starlette,service,synthetic-gpu"
+    runs = "bare-starlette,service,synthetic-gpu,synthetic-gpu-split"
     command = [sys.executable, "-m", "benchmarks.serving_overhead", "--home", str(isolated_state)]
     command += ["--model-tag", tag, "--runs", runs, "--clients", "8", "--requests", "300"]
     command += ["--warmup", "40", "--output", str(output)]
@@ -37,4 +37,5 @@ def test_short_overhead_benchmark_reports_cpu_per_request(
     assert results["service"]["load"]["mean_batch_size"] >= 1.0
     assert report["targets"]["service_cpu_vs_floor"]["ratio"] > 0
     assert report["synthetic_gpu_raw_texts_per_s"]["64"] > 0
+    assert report["targets"]["synthetic_gpu_split_vs_single_rps"] > 0
     assert "x floor" in done.stdout
