@@ -14,8 +14,9 @@ f) the Bento service in the split topology (front workers + model runner, as the
    default them on this machine) at 64 and 128 clients;
 g) the Bento service on ONNX Runtime fp32 (64 clients) and int8 (64 and 128 clients).
 
-Each single-topology server has one worker; the client runs in this process on the same machine. Mean batch
-sizes come from the service's ``mlops_batch_size`` histogram on ``/metrics``.
+Each single-topology server has one worker; the client runs in this process on the same
+machine. Mean batch sizes come from the service's ``mlops_batch_size`` histogram on
+``/metrics``.
 Prints a table and writes JSON.
 
     make bench-text            # or: python -m benchmarks.text_serving --help
@@ -105,7 +106,7 @@ def raw_throughput(
     Each batch is scored the way the service scores one (same forward-pass size rule).
     """
     from infrastructure.config.settings import TextServingSettings
-    from infrastructure.ml.text.onnx_backend import accuracy, stored_test_split
+    from infrastructure.ml.text.held_out import accuracy, stored_test_split
     from infrastructure.serving.loaders import forward_plan
 
     results: dict[str, Any] = {"backends": {}}

@@ -215,6 +215,12 @@ class TextServingSettings(ServingSettings):
         default="torch",
         description="torch; ONNX Runtime (exported on first load); ONNX Runtime int8",
     )
+    precision: Literal["fp32", "tf32", "bf16", "fp16"] = Field(
+        default="fp32",
+        description="torch backend on CUDA: TF32 matmuls or bf16/fp16 autocast, refused when "
+        "accuracy on the stored test split drops by more than PRECISION_MAX_ACCURACY_DROP",
+    )
+    precision_max_accuracy_drop: float = Field(default=0.003, ge=0.0, lt=1.0)
     int8_max_accuracy_drop: float = Field(
         default=0.01,
         ge=0.0,

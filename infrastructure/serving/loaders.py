@@ -291,15 +291,28 @@ class TextScorer:
         self.warmup.seconds = round(time.perf_counter() - started, 3)
 
 
-def check_int8_accuracy(tag: str, fp32: float, int8: float, max_drop: float) -> None:
-    """Refuses an int8 model that lost more than ``max_drop`` accuracy (fractions)."""
-    if fp32 - int8 > max_drop:
+def check_accuracy_guard(
+    tag: str, option: str, fp32: float, reduced: float, max_drop: float, setting: str
+) -> None:
+    """Refuses a reduced-precision option that lost more than ``max_drop`` accuracy."""
+    if fp32 - reduced > max_drop:
         raise BackendRefusedError(
-            f"{tag}: int8 accuracy {int8:.4f} on the stored test split is "
-            f"{(fp32 - int8) * 100:.2f} points below fp32 ({fp32:.4f}), over the "
-            f"{max_drop * 100:.2f}-point limit (INT8_MAX_ACCURACY_DROP); serve it with "
-            "backend onnx or torch"
+            f"{tag}: {option} accuracy {reduced:.4f} on the stored test split is "
+            f"{(fp32 - reduced) * 100:.2f} points below fp32 ({fp32:.4f}), over the "
+            f"{max_drop * 100:.2f}-point limit ({setting}); serve it in fp32"
         )
+
+
+def held_out_split(tag: str, folder: Path, option: str) -> tuple[list[str], list[str]]:
+    from infrastructure.ml.text.held_out import stored_test_split
+
+    split = stored_test_split(folder)
+    if split is None:
+        raise BackendRefusedError(
+            f"{tag}: {option} needs the held-out split registered with the model "
+            f"({TEST_SPLIT_FILE}), and this version has none; retrain it, or serve it in fp32"
+        )
+    return split
 
 
 class TransformersModelLoader:
@@ -350,11 +363,34 @@ class TransformersModelLoader:
 
     def _classifier(self, tag: str, folder: Path, max_length: int) -> tuple[Any, BackendRecord]:
         settings = self._settings
+        from infrastructure.ml.text.held_out import accuracy
+
         if settings.backend == "torch":
             from infrastructure.ml.text.classifier import TransformersTextClassifier
 
             loaded = TransformersTextClassifier.load(folder, max_length, device=settings.device)
-            return loaded, BackendRecord("torch")
+            precision = settings.precision
+            if precision == "fp32":
+                return loaded, BackendRecord("torch")
+            option = f"PRECISION={precision}"
+            if not loaded.device.startswith("cuda"):
+                raise BackendRefusedError(
+                    f"{tag}: {option} applies to CUDA, and this worker runs on "
+                    f"{loaded.device}; use fp32 (or BACKEND=onnx-int8 on CPU)"
+                )
+            texts, labels = held_out_split(tag, folder, option)
+            reduced = loaded.with_precision(precision)
+            before, after = accuracy(loaded, texts, labels), accuracy(reduced, texts, labels)
+            check_accuracy_guard(
+                tag,
+                precision,
+                before,
+                after,
+                settings.precision_max_accuracy_drop,
+                "PRECISION_MAX_ACCURACY_DROP",
+            )
+            figures = {"fp32": round(before, 4), precision: round(after, 4), "examples": len(texts)}
+            return reduced, BackendRecord(f"torch-{precision}", figures)
         from infrastructure.ml.text import onnx_backend
 
         exported = onnx_backend.export_onnx(folder)
@@ -363,21 +399,15 @@ class TransformersModelLoader:
         )
         if settings.backend == "onnx":
             return fp32, BackendRecord("onnx")
-        split = onnx_backend.stored_test_split(folder)
-        if split is None:
-            raise BackendRefusedError(
-                f"{tag}: backend onnx-int8 needs the held-out split registered with the model "
-                f"({TEST_SPLIT_FILE}), and this version has none; retrain it, or serve it with "
-                "backend onnx or torch"
-            )
+        texts, labels = held_out_split(tag, folder, "backend onnx-int8")
         int8 = onnx_backend.OnnxTextClassifier.load(
             folder, onnx_backend.quantize_int8(folder), max_length, settings.torch_threads
         )
-        texts, labels = split
-        before = onnx_backend.accuracy(fp32, texts, labels)
-        after = onnx_backend.accuracy(int8, texts, labels)
+        before, after = accuracy(fp32, texts, labels), accuracy(int8, texts, labels)
         figures = {"fp32": round(before, 4), "int8": round(after, 4), "examples": len(texts)}
-        check_int8_accuracy(tag, before, after, settings.int8_max_accuracy_drop)
+        check_accuracy_guard(
+            tag, "int8", before, after, settings.int8_max_accuracy_drop, "INT8_MAX_ACCURACY_DROP"
+        )
         logger.info("%s: int8 passes its guard: %s", tag, figures)
         return int8, BackendRecord("onnx-int8", figures)
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -12,9 +13,25 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from infrastructure.ml.device import detect_device
 
+Precision = Literal["fp32", "tf32", "bf16", "fp16"]
+AUTOCAST_TYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@contextmanager
+def tf32_matmuls() -> Iterator[None]:
+    """TF32 for this pass only: the flag is process-wide, and the fp32 reference the
+    accuracy guard measures must stay fp32."""
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+
 
 class TransformersTextClassifier:
-    """Eval mode, inference mode, batches padded to their own longest text."""
+    """Eval mode, inference mode, batches padded to their own longest text; on CUDA the
+    forward passes can run with TF32 matmuls or under bf16/fp16 autocast."""
 
     def __init__(
         self,
@@ -22,11 +39,15 @@ class TransformersTextClassifier:
         tokenizer: Any,
         max_length: int,
         device: str,
+        precision: Precision = "fp32",
     ) -> None:
+        if precision != "fp32" and not device.startswith("cuda"):
+            raise ValueError(f"precision {precision} needs a CUDA device, not {device}")
         self.model = model.to(device).eval()
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.device = device
+        self.precision: Precision = precision
         config = model.config
         self.classes: list[str] = [config.id2label[i] for i in range(config.num_labels)]
 
@@ -60,9 +81,20 @@ class TransformersTextClassifier:
             max_tokens,
         )
 
+    def with_precision(self, precision: Precision) -> TransformersTextClassifier:
+        """The same weights (not copied) scored at another precision."""
+        return TransformersTextClassifier(
+            self.model, self.tokenizer, self.max_length, self.device, precision
+        )
+
     def _pass_probabilities(self, features: dict[str, list[Any]]) -> np.ndarray:
         batch = self.tokenizer.pad(features, return_tensors="pt").to(self.device)
-        logits = self.model(**batch).logits
+        if self.precision in AUTOCAST_TYPES:
+            mode: Any = torch.autocast("cuda", dtype=AUTOCAST_TYPES[self.precision])
+        else:
+            mode = tf32_matmuls() if self.precision == "tf32" else nullcontext()
+        with mode:
+            logits = self.model(**batch).logits
         probabilities: np.ndarray = torch.softmax(logits.float(), dim=-1).cpu().numpy()
         return probabilities
 

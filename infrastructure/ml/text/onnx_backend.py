@@ -11,7 +11,6 @@ lock and move the finished file in place, so two workers never see half a file.
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -22,7 +21,6 @@ from typing import Any
 import numpy as np
 
 from infrastructure.ml.text.classifier import score_in_passes
-from infrastructure.store.bento_model_store import TEST_SPLIT_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -106,15 +104,6 @@ def quantize_int8(model_dir: Path) -> Path:
     return target
 
 
-def stored_test_split(model_dir: Path) -> tuple[list[str], list[str]] | None:
-    """The held-out texts and labels registered with the model, if it has them."""
-    path = model_dir / TEST_SPLIT_FILE
-    if not path.exists():
-        return None
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [row["text"] for row in rows], [str(row["label"]) for row in rows]
-
-
 class OnnxTextClassifier:
     """Same contract as ``TransformersTextClassifier`` (length-sorted, padded passes)."""
 
@@ -168,9 +157,3 @@ class OnnxTextClassifier:
         shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
         probabilities: np.ndarray = shifted / shifted.sum(axis=1, keepdims=True)
         return probabilities
-
-
-def accuracy(classifier: Any, texts: Sequence[str], labels: Sequence[str]) -> float:
-    scores = classifier.predict_proba(list(texts), batch_size=64, max_tokens=0)
-    predicted = np.asarray(classifier.classes)[scores.argmax(axis=1)]
-    return float(np.mean(predicted == np.asarray(labels)))

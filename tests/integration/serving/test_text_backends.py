@@ -13,7 +13,7 @@ import pytest
 from infrastructure.config.settings import TextServingSettings
 from infrastructure.ml.text.classifier import TransformersTextClassifier
 from infrastructure.ml.text.onnx_backend import FP32_FILE, INT8_FILE, ONNX_FOLDER
-from infrastructure.serving.loaders import TransformersModelLoader, check_int8_accuracy
+from infrastructure.serving.loaders import TransformersModelLoader, check_accuracy_guard
 from infrastructure.store.bento_model_store import TEST_SPLIT_FILE
 from shared.errors import BackendRefusedError
 from tests.support.serving import asgi_client, text_service
@@ -74,6 +74,14 @@ def test_int8_without_a_stored_test_split_is_refused_by_name(
 
 
 def test_the_int8_guard_refuses_more_than_its_limit() -> None:
-    check_int8_accuracy("m:1", fp32=0.80, int8=0.795, max_drop=0.01)
+    guard = "INT8_MAX_ACCURACY_DROP"
+    check_accuracy_guard("m:1", "int8", fp32=0.80, reduced=0.795, max_drop=0.01, setting=guard)
     with pytest.raises(BackendRefusedError, match=r"1\.50 points below fp32 \(0\.8000\)"):
-        check_int8_accuracy("m:1", fp32=0.80, int8=0.785, max_drop=0.01)
+        check_accuracy_guard("m:1", "int8", fp32=0.80, reduced=0.785, max_drop=0.01, setting=guard)
+
+
+def test_reduced_precision_on_a_cpu_is_refused_by_name(text_champion: str) -> None:
+    stored = bentoml.models.get(f"{text_champion}:latest")
+    loader = TransformersModelLoader(TextServingSettings(precision="fp16", device="cpu"))
+    with pytest.raises(BackendRefusedError, match="PRECISION=fp16 applies to CUDA"):
+        loader.load(str(stored.tag))
