@@ -16,6 +16,7 @@ from domain.evaluation.classification import ClassificationReport
 from domain.models.contract import ServingContract
 from domain.models.version import ModelVersionInfo
 from domain.monitoring.drift import FeatureDrift, MissingDrift
+from domain.monitoring.prediction_log import LogKey, PredictionRecord
 from domain.serving.canary import VariantFigures
 from domain.serving.model import LoadedModel
 
@@ -179,6 +180,47 @@ class ServingMetrics(Protocol):
 
     def set_missing_rates(self, missing: Sequence[MissingDrift]) -> None:
         """The window's missing rate per feature, next to the training one."""
+        ...
+
+
+class PredictionLog(Protocol):
+    """The shared prediction and feedback log (SQLite under MLOPS_HOME, or Redis).
+
+    Every method is safe to call from several threads and processes at once.
+    """
+
+    def append(self, records: Sequence[PredictionRecord]) -> None: ...
+
+    def add_counts(self, counts: Mapping[LogKey, Mapping[str, float]]) -> None:
+        """Adds to the named counters of each key (created at 0)."""
+        ...
+
+    def counts(self, key: LogKey) -> dict[str, float]: ...
+
+    def records(self, request_id: str) -> list[PredictionRecord]:
+        """Every record of ``request_id`` (its live answer, and a shadow's)."""
+        ...
+
+    def label(self, request_id: str, actual: str, at: float) -> list[PredictionRecord]:
+        """Labels every record of ``request_id`` (the live answer and a shadow's) once, and
+        counts ``labelled``/``correct`` for their keys; returns them labelled. Raises
+        UnknownPredictionError if none is recorded or they are already labelled."""
+        ...
+
+    def recent(self, key: LogKey, limit: int) -> list[PredictionRecord]:
+        """The newest ``limit`` records of ``key``, newest first."""
+        ...
+
+    def recent_labelled(self, key: LogKey, limit: int) -> list[PredictionRecord]:
+        """The ``limit`` most recently labelled records of ``key``, newest first."""
+        ...
+
+    def between(self, model: str, since: float, until: float) -> list[PredictionRecord]:
+        """Every record of ``model`` with ``since <= at < until``, oldest first."""
+        ...
+
+    def prune(self, before: float) -> int:
+        """Drops records older than ``before``; returns how many."""
         ...
 
 

@@ -27,7 +27,7 @@ from domain.serving.variants import CHALLENGER, CHAMPION, SHADOW, TrafficSplit, 
 
 logger = logging.getLogger(__name__)
 
-Item = tuple[str, Any]  # (endpoint, validated input)
+Item = tuple[str, Any, float]  # (endpoint, validated input, monotonic time it was queued)
 
 
 class PredictionService:
@@ -75,13 +75,15 @@ class PredictionService:
     ) -> list[Prediction]:
         """Score validated inputs of one request on the event loop (batched with others)."""
         variant = self.route(key)
-        return await self._batchers[variant].submit([(endpoint, value) for value in inputs])
+        queued = time.monotonic()
+        return await self._batchers[variant].submit([(endpoint, value, queued) for value in inputs])
 
     def score(
         self, endpoint: str, inputs: Sequence[Any], variant: VariantName = CHAMPION
     ) -> list[Prediction]:
         """The same path without the event loop: batch jobs call this with their chunks."""
-        return self._run(variant, [(endpoint, value) for value in inputs])
+        queued = time.monotonic()
+        return self._run(variant, [(endpoint, value, queued) for value in inputs])
 
     def queued(self, variant: VariantName) -> int:
         batcher = self._batchers.get(variant)
@@ -91,10 +93,12 @@ class PredictionService:
         model = self.pool.get(variant)
         if model is None:  # the challenger was removed while this batch waited
             variant, model = CHAMPION, self.pool.champion()
-        inputs = [value for _, value in items]
+        inputs = [value for _, value, _ in items]
         probabilities = model.scorer.predict_proba(inputs)
-        labels, ids = self._observe(variant, model, items, probabilities, None)
-        classes = model.scorer.classes
+        done = time.monotonic()
+        latencies = [(done - queued) * 1000.0 for _, _, queued in items]
+        rows = _probability_rows(model.scorer.classes, probabilities)
+        labels, ids = self._observe(variant, model, items, rows, probabilities, latencies, None)
         best = probabilities.argmax(axis=1)
         # model_construct: every field is built here from the model's own output, so
         # validating each one again only cost time per row (profiled).
@@ -103,12 +107,12 @@ class PredictionService:
                 request_id=request_id,
                 label=label,
                 label_id=int(index),
-                probability=float(row[index]),
-                probabilities=dict(zip(classes, map(float, row), strict=True)),
+                probability=row[label],
+                probabilities=row,
                 model_version=model.version,
                 variant=variant,
             )
-            for request_id, label, index, row in zip(ids, labels, best, probabilities, strict=True)
+            for request_id, label, index, row in zip(ids, labels, best, rows, strict=True)
         ]
         self._send_to_shadow(items, labels, ids)
         return predictions
@@ -118,29 +122,40 @@ class PredictionService:
         variant: VariantName,
         model: LoadedModel,
         items: list[Item],
+        rows: list[dict[str, float]],
         probabilities: np.ndarray,
+        latencies_ms: list[float] | None,
         given_ids: Sequence[str] | None,
     ) -> tuple[list[str], list[str]]:
         """Record the batch with the variant's monitor, one call per endpoint in it."""
         classes = model.scorer.classes
-        best = probabilities.argmax(axis=1)
-        labels = [classes[i] for i in best]
-        confidences = probabilities[np.arange(len(best)), best]
+        labels = [classes[i] for i in probabilities.argmax(axis=1)]
         monitor = self.monitors.monitor_for(variant, model)
-        numeric, categorical = model.scorer.drift_values([value for _, value in items])
+        inputs = [value for _, value, _ in items]
+        numeric, categorical = model.scorer.drift_values(inputs)
         ids = [""] * len(items)
-        endpoints = sorted({endpoint for endpoint, _ in items})
+        endpoints = sorted({endpoint for endpoint, _, _ in items})
         for endpoint in endpoints:
-            index = [i for i, (name, _) in enumerate(items) if name == endpoint]
             whole = len(endpoints) == 1
+            index = (
+                list(range(len(items)))
+                if whole
+                else [i for i, (name, _, _) in enumerate(items) if name == endpoint]
+            )
             recorded = monitor.observe(
                 endpoint,
-                numeric if whole else {k: np.asarray(v)[index] for k, v in numeric.items()},
-                categorical
-                if whole
-                else {k: [v[i] for i in index] for k, v in categorical.items()},
-                [labels[i] for i in index],
-                confidences[index],
+                inputs if whole else [inputs[i] for i in index],
+                labels if whole else [labels[i] for i in index],
+                rows if whole else [rows[i] for i in index],
+                None
+                if latencies_ms is None
+                else (latencies_ms if whole else [latencies_ms[i] for i in index]),
+                (
+                    numeric if whole else {k: np.asarray(v)[index] for k, v in numeric.items()},
+                    categorical
+                    if whole
+                    else {k: [v[i] for i in index] for k, v in categorical.items()},
+                ),
                 ids=[given_ids[i] for i in index] if given_ids is not None else None,
             )
             for position, request_id in zip(index, recorded, strict=True):
@@ -171,9 +186,10 @@ class PredictionService:
             if time.monotonic() - submitted > self._shadow_timeout_s:
                 self.monitors.record_shadow(0, 0, dropped=len(items))
                 return
-            shadow_items = [("shadow", value) for _, value in items]
-            probabilities = shadow.scorer.predict_proba([value for _, value in items])
-            labels, _ = self._observe(SHADOW, shadow, shadow_items, probabilities, ids)
+            shadow_items = [("shadow", value, queued) for _, value, queued in items]
+            probabilities = shadow.scorer.predict_proba([value for _, value, _ in items])
+            rows = _probability_rows(shadow.scorer.classes, probabilities)
+            labels, _ = self._observe(SHADOW, shadow, shadow_items, rows, probabilities, None, ids)
             agreed = sum(a == b for a, b in zip(labels, live, strict=True))
             self.monitors.record_shadow(len(items), agreed)
         except Exception:  # a broken shadow must never reach live traffic
@@ -182,3 +198,8 @@ class PredictionService:
         finally:
             with self._shadow_lock:
                 self._shadow_pending -= len(items)
+
+
+def _probability_rows(classes: Sequence[str], probabilities: np.ndarray) -> list[dict[str, float]]:
+    """Per row, class -> probability: the answer's field and the log record's, built once."""
+    return [dict(zip(classes, row, strict=True)) for row in probabilities.tolist()]

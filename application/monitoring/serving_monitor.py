@@ -1,21 +1,29 @@
 """What a running service knows about its own traffic: predictions, feedback, latency, drift.
 
-One monitor per worker process. Prediction paths call :meth:`ServingMonitor.observe` after a
-successful prediction only, so rejected requests never count as predictions. Drift is
-recomputed every ``drift_every`` rows on the sliding window, not on every request.
+One monitor per (variant, version) in each worker. Prediction paths call
+:meth:`ServingMonitor.observe` after a successful prediction only, so rejected requests never
+count as predictions. What it observes goes two ways: to this worker's Prometheus families
+at once, and through the worker's :class:`PredictionRecorder` to the shared prediction log,
+from which ``stats``, drift windows and rolling accuracy are computed, so every worker (and
+replica) reports the same figures. Drift is recomputed every ``drift_every`` rows on the
+log's newest ``window`` records, off the batch path.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
-from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from application.monitoring.prediction_recorder import PredictionRecorder
 from domain.monitoring.drift import (
     DriftConfig,
     FeatureDrift,
@@ -25,12 +33,24 @@ from domain.monitoring.drift import (
     missing_drift,
     numeric_drift,
 )
-from domain.monitoring.feedback import RollingAccuracy
+from domain.monitoring.prediction_log import (
+    CACHE_HITS,
+    CACHE_MISSES,
+    CLASS_PREFIX,
+    CONFIDENCE_SUM,
+    ERROR_PREFIX,
+    LABELLED,
+    PREDICTIONS,
+    LogKey,
+    PredictionRecord,
+)
 from domain.monitoring.profile import CategoricalProfile, ReferenceProfile
 from domain.ports import ServingMetrics
-from shared.errors import InvalidInputError, UnknownPredictionError
+from domain.serving.model import DriftValues
+from shared.errors import InvalidInputError
 
 LATENCY_WINDOW = 4096
+logger = logging.getLogger(__name__)
 PREDICTION_FEATURE = "predicted_class"
 
 
@@ -116,95 +136,104 @@ class ServingStats(BaseModel):
 class ServingMonitor:
     def __init__(
         self,
+        key: LogKey,
         profile: ReferenceProfile,
         classes: Sequence[str],
         metrics: ServingMetrics,
         drift_config: DriftConfig,
+        recorder: PredictionRecorder,
+        drift_values: Callable[[Sequence[Any]], DriftValues],
         window: int = 500,
         drift_every: int = 50,
-        feedback: RollingAccuracy | None = None,
-        latency_endpoints: frozenset[str] = frozenset(),
+        feedback_window: int = 500,
         background: Callable[[Callable[[], object]], object] | None = None,
     ) -> None:
-        """``background`` runs the periodic drift refresh (for example an executor's
+        """``drift_values`` turns logged inputs into what drift compares (the scorer's);
+        ``background`` runs the periodic drift refresh (for example an executor's
         ``submit``); without it the refresh runs inline, in the call that made it due."""
+        self.key = key
         self._profile = profile
         self._classes = tuple(classes)
-        self._metrics = metrics
+        self.metrics = metrics
         self._drift_config = drift_config
+        self._recorder = recorder
+        self._log = recorder.log
+        self._drift_values = drift_values
+        self._window = window
         self._drift_every = drift_every
-        self._feedback = feedback or RollingAccuracy()
-        # Only prediction endpoints feed the latency percentiles; every endpoint counts errors.
-        self._latency_endpoints = latency_endpoints
-        self._numeric: dict[str, deque[float]] = {
-            name: deque(maxlen=window) for name in profile.numeric
-        }
-        self._categorical: dict[str, deque[str]] = {
-            name: deque(maxlen=window) for name in profile.categorical
-        }
-        # Per feature, whether each recent row had no value; drift windows hold values only.
-        self._missing: dict[str, deque[bool]] = {
-            name: deque(maxlen=window) for name in (*profile.numeric, *profile.categorical)
-        }
-        self._predicted: deque[str] = deque(maxlen=window)
-        self._class_counts: Counter[str] = Counter({name: 0 for name in self._classes})
-        self._confidence_sum = 0.0
-        self._predictions = 0
+        self._feedback_window = feedback_window
         self._rows_since_drift = 0
-        self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
-        self._errors: Counter[str] = Counter()
-        self._cache = Counter({"hits": 0, "misses": 0})
         self._drift = DriftReport(window=0, features=[], drifted_share=0.0, prediction=None)
         self._background = background
         self._refresh_queued = False
-        # Predictions run in a worker thread while feedback/stats run on the event loop.
+        # Batches run in a worker thread while stats run in another.
         self._lock = threading.Lock()
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self._classes
 
     def observe(
         self,
         endpoint: str,
-        numeric: Mapping[str, Sequence[float] | np.ndarray],
-        categorical: Mapping[str, Sequence[str | None]],
+        inputs: Sequence[Any],
         predicted: Sequence[str],
-        confidences: Sequence[float] | np.ndarray,
+        probabilities: Sequence[dict[str, float]],
+        latencies_ms: Sequence[float] | None,
+        drift_values: DriftValues,
         ids: Sequence[str] | None = None,
     ) -> list[str]:
         """Record served rows; returns one request id per row for later feedback (new ones
         unless ``ids`` are given: a shadow records the live answer's ids).
 
-        A missing value is NaN in ``numeric`` and None in ``categorical``: it is counted
-        per feature and kept out of the value windows that drift is measured on.
+        A missing value is NaN in the numeric and None in the categorical drift values:
+        counted per feature here (the log keeps the inputs themselves).
         """
         ids = list(ids) if ids is not None else new_request_ids(len(predicted))
-        missing_counts: dict[str, int] = {}
+        numeric, categorical = drift_values
+        missing_counts = {
+            name: int(np.isnan(np.asarray(values, dtype=float)).sum())
+            for name, values in numeric.items()
+        }
+        missing_counts.update(
+            {name: sum(v is None for v in values) for name, values in categorical.items()}
+        )
+        confidences = [row[label] for row, label in zip(probabilities, predicted, strict=True)]
+        increments: dict[str, float] = {
+            CLASS_PREFIX + label: float(count) for label, count in Counter(predicted).items()
+        }
+        increments[PREDICTIONS] = float(len(predicted))
+        increments[CONFIDENCE_SUM] = float(sum(confidences))
+        self._recorder.count(self.key, increments)
+        now = time.time()
+        key, recorder = self.key, self._recorder
+        self._recorder.submit(
+            [
+                PredictionRecord(
+                    request_id=ids[i],
+                    at=now,
+                    model=key.model,
+                    version=key.version,
+                    variant=key.variant,
+                    endpoint=endpoint,
+                    inputs=inputs[i],
+                    label=predicted[i],
+                    probabilities=probabilities[i],
+                    latency_ms=latencies_ms[i] if latencies_ms is not None else None,
+                )
+                for i in range(len(predicted))
+                if recorder.sampled()
+            ]
+        )
+        self.metrics.record_predictions(endpoint, predicted, confidences)
+        if any(missing_counts.values()):
+            self.metrics.record_missing({k: v for k, v in missing_counts.items() if v})
         with self._lock:
-            for name, values in numeric.items():
-                if name in self._numeric:
-                    array = np.asarray(values, dtype=float)
-                    gaps = np.isnan(array)
-                    self._numeric[name].extend(array[~gaps].tolist())
-                    self._missing[name].extend(gaps.tolist())
-                    missing_counts[name] = int(gaps.sum())
-            for name, labels in categorical.items():
-                if name in self._categorical:
-                    self._categorical[name].extend(v for v in labels if v is not None)
-                    flags = [v is None for v in labels]
-                    self._missing[name].extend(flags)
-                    missing_counts[name] = sum(flags)
-            self._predicted.extend(predicted)
-            self._class_counts.update(predicted)
-            self._confidence_sum += float(np.sum(confidences))
-            self._predictions += len(predicted)
-            for request_id, label in zip(ids, predicted, strict=True):
-                self._feedback.record_prediction(request_id, label)
             self._rows_since_drift += len(predicted)
             due = self._rows_since_drift >= self._drift_every and not self._refresh_queued
             if due:
                 self._rows_since_drift = 0
                 self._refresh_queued = self._background is not None
-        self._metrics.record_predictions(endpoint, predicted, list(map(float, confidences)))
-        if any(missing_counts.values()):
-            self._metrics.record_missing({k: v for k, v in missing_counts.items() if v})
         if due:
             if self._background is None:
                 self.refresh_drift()
@@ -220,28 +249,20 @@ class ServingMonitor:
     def _queued_refresh(self) -> None:
         try:
             self.refresh_drift()
+        except Exception:  # a store hiccup must not stop later refreshes
+            logger.exception("drift refresh of %s failed", self.key)
         finally:
             with self._lock:
                 self._refresh_queued = False
 
     def record_request(self, endpoint: str, status: int, seconds: float) -> None:
-        with self._lock:
-            if status < 400:
-                if endpoint in self._latency_endpoints:
-                    self._latencies.append(seconds)
-            else:
-                self._errors[error_kind(status)] += 1
-        self._metrics.record_request(endpoint, status, seconds)
+        if status >= 400:
+            self._recorder.count(self.key, {ERROR_PREFIX + error_kind(status): 1})
+        self.metrics.record_request(endpoint, status, seconds)
 
     def record_cache(self, hits: int, misses: int) -> None:
-        with self._lock:
-            self._cache.update(hits=hits, misses=misses)
-        self._metrics.record_cache(hits, misses)
-
-    def knows(self, request_id: str) -> bool:
-        """Whether a prediction with this id awaits feedback here."""
-        with self._lock:
-            return self._feedback.knows(request_id)
+        self._recorder.count(self.key, {CACHE_HITS: hits, CACHE_MISSES: misses})
+        self.metrics.record_cache(hits, misses)
 
     def check_label(self, actual: str) -> None:
         if actual not in self._classes:
@@ -250,47 +271,47 @@ class ServingMonitor:
                 field="label",
             )
 
-    def feedback(self, request_id: str, actual: str) -> FeedbackOutcome:
-        self.check_label(actual)
-        with self._lock:
-            if not self._feedback.knows(request_id):
-                raise UnknownPredictionError(
-                    f"request_id: no prediction {request_id!r} awaits feedback here "
-                    "(unknown, already labelled, or evicted)"
-                )
-            predicted = self._feedback.peek(request_id)
-            correct = self._feedback.record_truth(request_id, actual)
-            accuracy = self._feedback.accuracy
-            labelled = self._feedback.labelled
-        assert accuracy is not None
-        self._metrics.set_accuracy(accuracy)
-        return FeedbackOutcome(
-            request_id=request_id,
-            predicted=predicted,
-            actual=actual,
-            correct=correct,
-            rolling_accuracy=accuracy,
-            labelled=labelled,
-        )
+    def accuracy(self) -> tuple[float | None, int, int]:
+        """Rolling accuracy over the key's last ``feedback_window`` labels, all workers':
+        (accuracy, correct, labelled in the window)."""
+        labelled = self._log.recent_labelled(self.key, self._feedback_window)
+        correct = sum(r.actual == r.label for r in labelled)
+        return (correct / len(labelled) if labelled else None), correct, len(labelled)
 
     def refresh_drift(self) -> DriftReport:
-        with self._lock:
-            numeric = {name: np.fromiter(v, dtype=float) for name, v in self._numeric.items()}
-            categorical = {name: list(v) for name, v in self._categorical.items()}
-            gaps = {name: (sum(flags), len(flags)) for name, flags in self._missing.items()}
-            predicted = list(self._predicted)
+        # This worker's newest rows may still be in its buffer: they made the refresh due.
+        self._recorder.flush()
+        records = self._log.recent(self.key, self._window)
         config = self._drift_config
-        if len(predicted) < config.min_window:
+        if len(records) < config.min_window:
             return self._drift
+        numeric_values, categorical_values = self._drift_values([r.inputs for r in records])
+        numeric = {
+            name: np.asarray(values, dtype=float)
+            for name, values in numeric_values.items()
+            if name in self._profile.numeric
+        }
+        categorical = {
+            name: list(values)
+            for name, values in categorical_values.items()
+            if name in self._profile.categorical
+        }
+        gaps = {name: (int(np.isnan(v).sum()), int(v.size)) for name, v in numeric.items()}
+        gaps.update({name: (sum(x is None for x in v), len(v)) for name, v in categorical.items()})
+        present_numeric = {name: v[~np.isnan(v)] for name, v in numeric.items()}
+        present_categorical = {
+            name: [x for x in v if x is not None] for name, v in categorical.items()
+        }
+        predicted = [r.label for r in records]
         # A feature scores on the values that arrived; mostly-missing windows are too small to
         # tell (the missing rate itself is compared below).
         features = [
             numeric_drift(name, self._profile.numeric[name], values, config)
-            for name, values in numeric.items()
+            for name, values in present_numeric.items()
             if values.size >= config.min_window
         ] + [
             categorical_drift(name, self._profile.categorical[name], values, config)
-            for name, values in categorical.items()
+            for name, values in present_categorical.items()
             if len(values) >= config.min_window
         ]
         prediction = (
@@ -316,22 +337,24 @@ class ServingMonitor:
             missing=missing,
         )
         self._drift = report
-        self._metrics.set_drift(report.features, report.drifted_share, report.prediction)
-        self._metrics.set_missing_rates(missing)
+        self.metrics.set_drift(report.features, report.drifted_share, report.prediction)
+        self.metrics.set_missing_rates(missing)
         return report
 
     def stats(self) -> ServingStats:
+        """Every worker's traffic for this key, from the shared log."""
         drift = self.refresh_drift()
-        with self._lock:
-            latencies = np.fromiter(self._latencies, dtype=float) * 1000.0
-            by_class = dict(self._class_counts)
-            predictions = self._predictions
-            confidence_sum = self._confidence_sum
-            errors = dict(self._errors)
-            accuracy = self._feedback.accuracy
-            labelled = self._feedback.labelled
-            window_correct, window_labelled = self._feedback.window_counts
-            cache = dict(self._cache)
+        counts = self._log.counts(self.key)
+        latencies = np.asarray(
+            [
+                r.latency_ms
+                for r in self._log.recent(self.key, LATENCY_WINDOW)
+                if r.latency_ms is not None
+            ],
+            dtype=float,
+        )
+        accuracy, window_correct, window_labelled = self.accuracy()
+        predictions = int(counts.get(PREDICTIONS, 0))
         if latencies.size:
             p50, p95, p99 = (float(v) for v in np.percentile(latencies, [50, 95, 99]))
             latency = LatencySummary(count=int(latencies.size), p50_ms=p50, p95_ms=p95, p99_ms=p99)
@@ -339,15 +362,19 @@ class ServingMonitor:
             latency = LatencySummary(count=0, p50_ms=None, p95_ms=None, p99_ms=None)
         return ServingStats(
             predictions=predictions,
-            by_class=by_class,
-            mean_confidence=confidence_sum / predictions if predictions else None,
+            by_class={c: int(counts.get(CLASS_PREFIX + c, 0)) for c in self._classes},
+            mean_confidence=counts.get(CONFIDENCE_SUM, 0.0) / predictions if predictions else None,
             latency=latency,
-            errors=errors,
+            errors={
+                name.removeprefix(ERROR_PREFIX): int(value)
+                for name, value in counts.items()
+                if name.startswith(ERROR_PREFIX)
+            },
             rolling_accuracy=accuracy,
-            labelled=labelled,
+            labelled=int(counts.get(LABELLED, 0)),
             window_correct=window_correct,
             window_labelled=window_labelled,
             drift=drift,
-            cache_hits=cache["hits"],
-            cache_misses=cache["misses"],
+            cache_hits=int(counts.get(CACHE_HITS, 0)),
+            cache_misses=int(counts.get(CACHE_MISSES, 0)),
         )

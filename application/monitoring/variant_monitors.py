@@ -1,24 +1,34 @@
 """Monitors per served variant and version, and where feedback for a request id belongs.
 
-Each (variant, version) keeps its own windows, feedback and metrics, so a challenger's
-accuracy from feedback is never mixed with the champion's. Monitors of versions swapped out
-stay for a while so that late feedback still reaches the version that answered.
+Each (variant, version) has its own key in the shared log and its own metrics, so a
+challenger's accuracy from feedback is never mixed with the champion's. Feedback finds the
+request in the log, whichever worker (or replica) answered it; monitors of versions swapped
+out stay for a while so that late feedback still moves the gauge of the version that
+answered.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict
 
+from application.monitoring.prediction_recorder import PredictionRecorder
 from application.monitoring.serving_monitor import FeedbackOutcome, ServingMonitor, ServingStats
+from domain.monitoring.prediction_log import LABELLED, PredictionRecord
 from domain.serving.model import LoadedModel
-from shared.errors import UnknownPredictionError
+from domain.serving.variants import SHADOW
+from shared.errors import InvalidInputError, UnknownPredictionError
 
-# Retired versions whose feedback is still accepted (per service, all variants together).
+# Retired versions whose accuracy gauge feedback still moves (per service, all variants).
 RETIRED_KEPT = 8
+# Feedback can overtake its prediction's record: the worker that answered writes its
+# records every few tens of milliseconds. An id not found yet is looked up again until then.
+FEEDBACK_WAIT_S = 2.0
+FEEDBACK_RETRY_S = 0.05
 
 MonitorFactory = Callable[[str, LoadedModel], ServingMonitor]
 
@@ -50,8 +60,15 @@ class VariantStats(BaseModel):
 
 
 class VariantMonitors:
-    def __init__(self, factory: MonitorFactory) -> None:
+    def __init__(
+        self,
+        factory: MonitorFactory,
+        recorder: PredictionRecorder,
+        feedback_wait_s: float = FEEDBACK_WAIT_S,
+    ) -> None:
         self._factory = factory
+        self._recorder = recorder
+        self._feedback_wait_s = feedback_wait_s
         self._active: dict[str, tuple[LoadedModel, ServingMonitor]] = {}
         self._retired: OrderedDict[tuple[str, str], ServingMonitor] = OrderedDict()
         self._shadow = {"compared": 0, "agreed": 0, "dropped": 0, "failed": 0}
@@ -87,33 +104,72 @@ class VariantMonitors:
             if current is not None:
                 self._retired[(variant, current[0].version)] = current[1]
 
-    def feedback(self, request_id: str, label: str) -> AttributedFeedback:
-        """Ground truth for ``request_id``, scored by the variant and version that answered."""
+    def _records(self, request_id: str) -> list[PredictionRecord]:
+        log = self._recorder.log
+        records = log.records(request_id)
+        if records:
+            return records
+        self._recorder.flush()  # it may still be in this worker's buffer
+        deadline = time.monotonic() + self._feedback_wait_s
+        while not (records := log.records(request_id)) and time.monotonic() < deadline:
+            time.sleep(FEEDBACK_RETRY_S)  # or in another worker's
+        return records
+
+    def _monitor_of(self, record: PredictionRecord) -> ServingMonitor | None:
         with self._lock:
-            candidates = [
-                (variant, model.version, monitor)
-                for variant, (model, monitor) in self._active.items()
-            ] + [
-                (variant, version, monitor) for (variant, version), monitor in self._retired.items()
-            ]
-        if candidates:
-            candidates[0][2].check_label(label)
+            active = self._active.get(record.variant)
+            if active is not None and active[0].version == record.version:
+                return active[1]
+            return self._retired.get((record.variant, record.version))
+
+    def feedback(self, request_id: str, label: str) -> AttributedFeedback:
+        """Ground truth for ``request_id``, scored against the variant and version that
+        answered it (and a shadow that scored the same request), whichever worker did.
+
+        Blocking (it reads and writes the shared log): call it off the event loop.
+        """
+        records = self._records(request_id)
+        live = [r for r in records if r.variant != SHADOW]
+        if not live:
+            raise UnknownPredictionError(
+                f"request_id: no prediction {request_id!r} is recorded "
+                "(unknown, not sampled into the log, or pruned)"
+            )
+        classes = list(live[0].probabilities)
+        if label not in classes:
+            raise InvalidInputError(
+                f"label: unknown class {label!r}; expected one of {classes}", field="label"
+            )
+        labelled = self._recorder.log.label(request_id, label, time.time())
         answered: AttributedFeedback | None = None
-        # The live variant that answered gets the label, and so does a shadow that scored the
-        # same request (its accuracy is measured on the same traffic).
-        for variant, version, monitor in candidates:
-            if monitor.knows(request_id):
-                outcome = monitor.feedback(request_id, label)
-                if variant != "shadow" and answered is None:
-                    answered = AttributedFeedback(
-                        outcome=outcome, variant=variant, model_version=version
-                    )
-        if answered is not None:
-            return answered
-        raise UnknownPredictionError(
-            f"request_id: no prediction {request_id!r} awaits feedback here "
-            "(unknown, already labelled, or evicted)"
-        )
+        for record in labelled:
+            monitor = self._monitor_of(record)
+            accuracy = monitor.accuracy() if monitor is not None else None
+            if monitor is not None and accuracy is not None and accuracy[0] is not None:
+                monitor.metrics.set_accuracy(accuracy[0])
+            if record.variant == SHADOW or answered is not None:
+                continue
+            counts = self._recorder.log.counts(record.key)
+            rolling = accuracy[0] if accuracy is not None else None
+            answered = AttributedFeedback(
+                outcome=FeedbackOutcome(
+                    request_id=request_id,
+                    predicted=record.label,
+                    actual=label,
+                    correct=record.label == label,
+                    rolling_accuracy=rolling
+                    if rolling is not None
+                    else float(record.label == label),
+                    labelled=int(counts.get(LABELLED, 1)),
+                ),
+                variant=record.variant,
+                model_version=record.version,
+            )
+        if answered is None:
+            raise UnknownPredictionError(
+                f"request_id: no prediction {request_id!r} awaits feedback (already labelled)"
+            )
+        return answered
 
     def record_request(self, variant: str | None, endpoint: str, status: int, s: float) -> None:
         monitor = self.active(variant or "champion") or self.active("champion")

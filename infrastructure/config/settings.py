@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.monitoring.drift import DriftConfig
@@ -126,8 +126,19 @@ class ServingSettings(BaseSettings):
     drift_wasserstein: float = Field(default=0.1, gt=0.0)
     drift_psi: float = Field(default=0.2, gt=0.0)
     feedback_window: int = Field(default=500, ge=1, description="labelled predictions scored")
-    feedback_remembered: int = Field(
-        default=100_000, ge=1, description="predictions kept for late feedback"
+    prediction_log_url: str = Field(
+        default="",
+        description="shared prediction/feedback log: empty = SQLite at "
+        "$MLOPS_HOME/predictions.db; sqlite:///PATH; redis://HOST:PORT/DB for several hosts",
+    )
+    prediction_log_sample: float = Field(
+        default=1.0, ge=0.0, le=1.0, description="share of predictions recorded in the log"
+    )
+    prediction_log_capacity: int = Field(
+        default=20_000, ge=1, description="records a worker buffers; beyond, dropped (counted)"
+    )
+    prediction_log_retention_days: float = Field(
+        default=30.0, gt=0.0, description="records older than this are pruned"
     )
     challenger_alias: str = Field(
         default="challenger", description="alias the live challenger follows; empty: none"
@@ -152,6 +163,16 @@ class ServingSettings(BaseSettings):
         description="store: aliases from the local BentoML store's labels; mlflow: from the "
         "MLflow registry (MLOPS_TRACKING_URI), pulling missing versions into the local store",
     )
+
+    @field_validator("prediction_log_url")
+    @classmethod
+    def _known_log_url(cls, url: str) -> str:
+        if url and not url.startswith(("sqlite:///", "redis://", "rediss://", "unix://")):
+            raise ValueError(
+                f"{url!r} is neither sqlite:///PATH nor redis://HOST:PORT/DB "
+                "(empty: SQLite under MLOPS_HOME)"
+            )
+        return url
 
     @model_validator(mode="after")
     def _aliases_are_distinct(self) -> ServingSettings:

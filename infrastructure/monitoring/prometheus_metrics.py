@@ -134,6 +134,7 @@ class _ServiceFamilies:
     reload_failures: Counter
     challenger_weight: Gauge
     shadow_agreement: Gauge
+    log_records: Counter
 
 
 @cache
@@ -175,6 +176,11 @@ def _service_families() -> _ServiceFamilies:
             ["model"],
             multiprocess_mode="mostrecent",
         ),
+        log_records=Counter(
+            "mlops_prediction_log_records",
+            "Prediction records written to the shared log, or dropped (buffer full, store down)",
+            ["model", "outcome"],
+        ),
     )
 
 
@@ -207,6 +213,12 @@ class PrometheusServiceMetrics:
 
     def shadow_agreement(self, agreement: float) -> None:
         self._families.shadow_agreement.labels(self._model).set(agreement)
+
+    def log_written(self, records: int) -> None:
+        self._families.log_records.labels(self._model, "written").inc(records)
+
+    def log_dropped(self, records: int) -> None:
+        self._families.log_records.labels(self._model, "dropped").inc(records)
 
 
 class PrometheusServingMetrics:

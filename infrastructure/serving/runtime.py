@@ -18,14 +18,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from application.inference.model_pool import ModelPool
 from application.inference.reload import AliasWatcher, Reloader, ReloadReport
 from application.inference.serve_predictions import PredictionService
+from application.monitoring.prediction_recorder import PredictionRecorder
 from application.monitoring.serving_monitor import FeedbackOutcome, ServingMonitor
 from application.monitoring.variant_monitors import ShadowStats, VariantMonitors, VariantStats
-from domain.monitoring.feedback import RollingAccuracy
+from domain.monitoring.prediction_log import LogKey
 from domain.ports import ModelLoader, ModelSource
 from domain.serving.model import LoadedModel
 from domain.serving.prediction import Prediction
 from domain.serving.variants import CHALLENGER, TrafficSplit, VariantName
-from infrastructure.config.settings import ServingSettings
+from infrastructure.config.settings import MlopsSettings, ServingSettings
+from infrastructure.monitoring.prediction_logs import open_prediction_log
 from infrastructure.monitoring.prometheus_metrics import (
     PrometheusServiceMetrics,
     PrometheusServingMetrics,
@@ -95,7 +97,16 @@ class ServingRuntime:
         self.pool = ModelPool()
         self.split = TrafficSplit(settings.challenger_weight)
         self.metrics = PrometheusServiceMetrics(settings.model_name)
-        self.monitors = VariantMonitors(self._new_monitor)
+        self.recorder = PredictionRecorder(
+            open_prediction_log(settings.prediction_log_url, MlopsSettings().home),
+            capacity=settings.prediction_log_capacity,
+            sample=settings.prediction_log_sample,
+            retention_s=settings.prediction_log_retention_days * 86_400,
+            on_dropped=self.metrics.log_dropped,
+            on_written=self.metrics.log_written,
+        )
+        self.recorder.start()
+        self.monitors = VariantMonitors(self._new_monitor, self.recorder)
         # One thread scores at a time (the model's own kernels use the cores); the shadow has
         # its own so a slow shadow never queues in front of live batches.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="model")
@@ -160,14 +171,16 @@ class ServingRuntime:
     def _new_monitor(self, variant: str, model: LoadedModel) -> ServingMonitor:
         settings = self.settings
         return ServingMonitor(
+            LogKey(model.name, variant, model.version),
             model.contract.reference_profile,
             model.scorer.classes,
             PrometheusServingMetrics(model.name, model.version, variant, self._endpoints),
             settings.drift_config(),
+            self.recorder,
+            model.scorer.drift_values,
             window=settings.drift_window,
             drift_every=settings.drift_every,
-            feedback=RollingAccuracy(settings.feedback_window, settings.feedback_remembered),
-            latency_endpoints=frozenset({"classify", "predict"}),
+            feedback_window=settings.feedback_window,
             background=self._drift_executor.submit,
         )
 
@@ -213,9 +226,11 @@ class ServingRuntime:
             ctx.response.headers[VERSION_HEADER] = predictions[0].model_version
         return predictions
 
-    def feedback(self, request_id: str, label: str) -> FeedbackAnswer:
+    async def feedback(self, request_id: str, label: str) -> FeedbackAnswer:
+        """Finds the prediction in the shared log, whichever worker answered it (in a
+        thread: it reads and writes the log, and may wait for the record to arrive)."""
         try:
-            attributed = self.monitors.feedback(request_id, label)
+            attributed = await asyncio.to_thread(self.monitors.feedback, request_id, label)
         except InvalidInputError as error:
             raise InvalidArgument(str(error)) from None
         except UnknownPredictionError as error:
@@ -249,7 +264,10 @@ class ServingRuntime:
     async def reload(self) -> ReloadReport:
         return await asyncio.to_thread(self.reloader.reload)
 
-    def stats(self) -> ServiceStats:
+    async def stats(self) -> ServiceStats:
+        return await asyncio.to_thread(self._stats)
+
+    def _stats(self) -> ServiceStats:
         shadow = self.monitors.shadow_stats()
         if shadow.agreement is not None:
             self.metrics.shadow_agreement(shadow.agreement)

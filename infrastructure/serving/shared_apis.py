@@ -28,7 +28,7 @@ class RuntimeApis:
     async def stats(self) -> ServiceStats:
         """Per variant: counts, confidence, latency, accuracy, drift (and cache); shadow;
         traffic; the last reload."""
-        return self.runtime.stats()
+        return await self.runtime.stats()
 
     @bentoml.api(route="/admin/reload")
     async def admin_reload(self) -> ReloadReport:

@@ -139,7 +139,7 @@ def build_tabular_service(settings: ServingSettings) -> ServiceBlueprint:
         @bentoml.api
         async def feedback(self, request_id: RequestId, label: label_type) -> FeedbackAnswer:  # type: ignore[valid-type]
             """Ground truth for an earlier prediction, by the request_id it returned."""
-            return self.runtime.feedback(request_id, label)
+            return await self.runtime.feedback(request_id, label)
 
     TabularClassifier.__qualname__ = TabularClassifier.__name__
     return ServiceBlueprint(

@@ -191,7 +191,7 @@ def build_text_service(
         @bentoml.api
         async def feedback(self, request_id: RequestId, label: label_type) -> FeedbackAnswer:  # type: ignore[valid-type]
             """Ground truth for an earlier prediction, by the request_id it returned."""
-            return self.runtime.feedback(request_id, label)
+            return await self.runtime.feedback(request_id, label)
 
     TextClassifier.__qualname__ = TextClassifier.__name__
     resources = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ VERSION_LABEL = "registered_version"
 TASK_LABEL = "task"
 # A text model's held-out split, next to its weights (read by the int8 accuracy guard).
 TEST_SPLIT_FILE = "evaluation/test.jsonl"
+MODEL_YAML = "model.yaml"  # BentoML's name for a stored model's info file
 
 
 def stored_contract(model: Any) -> ServingContract:
@@ -26,6 +28,20 @@ def stored_contract(model: Any) -> ServingContract:
     return ServingContract.from_metadata(
         model.info.metadata, task=model.info.labels.get(TASK_LABEL)
     )
+
+
+def write_info_atomically(model: Any) -> None:
+    """Rewrites a stored model's model.yaml with its changed labels.
+
+    BentoML's ``Model.flush`` rewrites the file in place, so a service reading the store at
+    that moment parsed half a file (and BentoML logged the YAML error: seen in a CI run of
+    a hot swap). Written next to it and moved over it, the file is always whole.
+    """
+    folder = Path(model.path)
+    staged = folder / f".{MODEL_YAML}.{os.getpid()}.tmp"
+    with staged.open("w", encoding="utf8") as stream:
+        model.info.dump(stream)
+    staged.replace(folder / MODEL_YAML)
 
 
 class BentoModelStore:
@@ -117,10 +133,10 @@ class BentoModelStore:
             is_target = labels.get(VERSION_LABEL) == str(registry_version)
             if is_target and labels.get(ALIAS_LABEL) != alias:
                 labels[ALIAS_LABEL] = alias
-                model.flush()
+                write_info_atomically(model)
             elif not is_target and labels.get(ALIAS_LABEL) == alias:
                 del labels[ALIAS_LABEL]
-                model.flush()
+                write_info_atomically(model)
 
     def tag_for_alias(self, name: str, alias: str) -> str | None:
         """Newest stored model of ``name`` carrying ``alias``."""

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from application.monitoring.prediction_recorder import PredictionRecorder
 from application.monitoring.serving_monitor import ServingMonitor
 from application.monitoring.variant_monitors import VariantMonitors
 from domain.models.contract import ServingContract
 from domain.monitoring.drift import DriftConfig
-from domain.monitoring.feedback import RollingAccuracy
+from domain.monitoring.prediction_log import LogKey
 from domain.serving.model import DriftValues, LoadedModel
+from infrastructure.monitoring.sqlite_prediction_log import SqlitePredictionLog
 from tests.fakes.metrics import RecordingMetrics
 from tests.fakes.registry import fake_contract
 
@@ -93,17 +97,27 @@ class FakeLoader:
         return model
 
 
-def variant_monitors() -> tuple[VariantMonitors, dict[str, RecordingMetrics]]:
+def variant_monitors(
+    recorder: PredictionRecorder | None = None,
+) -> tuple[VariantMonitors, dict[str, RecordingMetrics]]:
+    """Monitors over a real SQLite prediction log in a temp folder (unless ``recorder``)."""
     metrics: dict[str, RecordingMetrics] = {}
+    if recorder is None:
+        folder = Path(tempfile.mkdtemp(prefix="mlops-log-"))
+        recorder = PredictionRecorder(SqlitePredictionLog(folder / "predictions.db"))
+    used = recorder
 
     def factory(variant: str, model: LoadedModel) -> ServingMonitor:
-        metrics[f"{variant}:{model.version}"] = recorder = RecordingMetrics()
+        metrics[f"{variant}:{model.version}"] = recording = RecordingMetrics()
         return ServingMonitor(
+            LogKey(model.name, variant, model.version),
             model.contract.reference_profile,
             model.scorer.classes,
-            recorder,
+            recording,
             DriftConfig(),
-            feedback=RollingAccuracy(window=100),
+            used,
+            model.scorer.drift_values,
+            feedback_window=100,
         )
 
-    return VariantMonitors(factory), metrics
+    return VariantMonitors(factory, used, feedback_wait_s=0.0), metrics

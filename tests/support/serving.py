@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -65,13 +66,20 @@ def train_and_promote_text(home: Path, name: str) -> Container:
     return container
 
 
+def own_prediction_log(settings: dict[str, Any]) -> dict[str, Any]:
+    """Each in-process service gets its own log file: the shared one under MLOPS_HOME would
+    carry counts and labels from earlier tests of the same model into this one's stats."""
+    folder = Path(tempfile.mkdtemp(prefix="mlops-log-"))
+    return {"prediction_log_url": f"sqlite:///{folder / 'predictions.db'}", **settings}
+
+
 def tabular_service(**settings: Any) -> Any:
-    blueprint = build_tabular_service(ServingSettings(**settings))
+    blueprint = build_tabular_service(ServingSettings(**own_prediction_log(settings)))
     return blueprint.attach_middleware(bentoml.service(**blueprint.config)(blueprint.cls))
 
 
 def text_service(**settings: Any) -> Any:
-    blueprint = build_text_service(TextServingSettings(**settings))
+    blueprint = build_text_service(TextServingSettings(**own_prediction_log(settings)))
     return blueprint.attach_middleware(bentoml.service(**blueprint.config)(blueprint.cls))
 
 

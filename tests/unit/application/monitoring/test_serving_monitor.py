@@ -1,95 +1,123 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from application.monitoring.prediction_recorder import PredictionRecorder
 from application.monitoring.serving_monitor import ServingMonitor, error_kind
 from domain.monitoring.drift import DriftConfig
-from domain.monitoring.feedback import RollingAccuracy
+from domain.monitoring.prediction_log import LogKey
 from domain.monitoring.profile import CategoricalProfile, ReferenceProfile, profile_numeric
-from shared.errors import InvalidInputError, UnknownPredictionError
+from domain.serving.model import DriftValues
+from infrastructure.monitoring.sqlite_prediction_log import SqlitePredictionLog
 from tests.fakes.metrics import RecordingMetrics
 
 RNG = np.random.default_rng(11)
 
 
-def _monitor(
-    metrics: RecordingMetrics, drift_every: int = 50, background: Any = None
-) -> ServingMonitor:
-    profile = ReferenceProfile(
-        rows=2000,
-        numeric={"x": profile_numeric(RNG.normal(0.0, 1.0, 2000))},
-        categorical={"colour": CategoricalProfile(frequencies={"red": 0.5, "blue": 0.5})},
-        class_prior={"a": 0.5, "b": 0.5},
-    )
-    return ServingMonitor(
-        profile,
-        ["a", "b"],
-        metrics,
-        DriftConfig(),
-        window=300,
-        drift_every=drift_every,
-        feedback=RollingAccuracy(window=10),
-        latency_endpoints=frozenset({"classify"}),
-        background=background,
+def drift_values(rows: Sequence[Any]) -> DriftValues:
+    """Rows are (x, colour), as a tabular scorer sees them; None is a gap."""
+    x = np.asarray([np.nan if r[0] is None else float(r[0]) for r in rows], dtype=float)
+    return {"x": x}, {"colour": [r[1] for r in rows]}
+
+
+@pytest.fixture
+def recorder(tmp_path: Path) -> PredictionRecorder:
+    return PredictionRecorder(SqlitePredictionLog(tmp_path / "predictions.db"))
+
+
+@pytest.fixture
+def make_monitor(
+    recorder: PredictionRecorder,
+) -> Callable[..., ServingMonitor]:
+    def build(
+        metrics: RecordingMetrics, drift_every: int = 50, background: Any = None
+    ) -> ServingMonitor:
+        profile = ReferenceProfile(
+            rows=2000,
+            numeric={"x": profile_numeric(RNG.normal(0.0, 1.0, 2000))},
+            categorical={"colour": CategoricalProfile(frequencies={"red": 0.5, "blue": 0.5})},
+            class_prior={"a": 0.5, "b": 0.5},
+        )
+        return ServingMonitor(
+            LogKey("m", "champion", "1"),
+            profile,
+            ["a", "b"],
+            metrics,
+            DriftConfig(),
+            recorder,
+            drift_values,
+            window=300,
+            drift_every=drift_every,
+            feedback_window=10,
+            background=background,
+        )
+
+    return build
+
+
+def observe_rows(
+    monitor: ServingMonitor,
+    rows: list[tuple[Any, Any]],
+    labels: Sequence[str] | None = None,
+    latencies_ms: Sequence[float] | None = None,
+    confidence: float = 0.8,
+) -> list[str]:
+    labels = list(labels) if labels is not None else list(RNG.choice(["a", "b"], len(rows)))
+    probabilities = [
+        {"a": confidence, "b": 1 - confidence}
+        if label == "a"
+        else {"a": 1 - confidence, "b": confidence}
+        for label in labels
+    ]
+    return monitor.observe(
+        "classify", rows, labels, probabilities, latencies_ms, drift_values(rows)
     )
 
 
 def _observe(monitor: ServingMonitor, shift: float, rows: int = 100) -> list[str]:
-    return monitor.observe(
-        "classify",
-        {"x": RNG.normal(shift, 1.0, rows)},
-        {"colour": list(RNG.choice(["red", "blue"], rows))},
-        list(RNG.choice(["a", "b"], rows)),
-        np.full(rows, 0.8),
-    )
+    xs = RNG.normal(shift, 1.0, rows)
+    colours = RNG.choice(["red", "blue"], rows)
+    return observe_rows(monitor, [(float(x), str(c)) for x, c in zip(xs, colours, strict=True)])
 
 
-def test_feedback_scores_predictions_once() -> None:
+def test_drift_is_refreshed_every_n_rows_and_detects_a_shift(
+    make_monitor: Callable[..., ServingMonitor], recorder: PredictionRecorder
+) -> None:
     metrics = RecordingMetrics()
-    monitor = _monitor(metrics)
-    ids = monitor.observe(
-        "predict", {"x": [0.1, 0.2]}, {"colour": ["red", "red"]}, ["a", "b"], [0.9, 0.6]
-    )
-    assert len(set(ids)) == 2
-
-    assert monitor.feedback(ids[0], "a").correct is True
-    outcome = monitor.feedback(ids[1], "a")
-    assert (outcome.correct, outcome.predicted, outcome.rolling_accuracy) == (False, "b", 0.5)
-    assert metrics.accuracy == 0.5
-    with pytest.raises(UnknownPredictionError, match="request_id"):
-        monitor.feedback(ids[1], "a")
-    with pytest.raises(InvalidInputError, match="label") as error:
-        monitor.feedback("whatever", "zebra")
-    assert error.value.field == "label"
-
-
-def test_drift_is_refreshed_every_n_rows_and_detects_a_shift() -> None:
-    metrics = RecordingMetrics()
-    monitor = _monitor(metrics, drift_every=100)
+    monitor = make_monitor(metrics, drift_every=100)
     _observe(monitor, shift=0.0, rows=99)
     assert metrics.drift is None, "not due yet"
+    recorder.flush()
     _observe(monitor, shift=0.0, rows=1)
+    recorder.flush()
+    monitor.refresh_drift()  # the refresh read the log before this batch was written
     assert metrics.drift is not None
     calm = {d.feature: d for d in metrics.drift[0]}
     assert not calm["x"].drifted and not calm["colour"].drifted
 
     for _ in range(3):
         _observe(monitor, shift=2.0)
+        recorder.flush()
+    monitor.refresh_drift()
     moved = {d.feature: d for d in metrics.drift[0]}
     assert moved["x"].drifted and metrics.drift[1] == 0.5
     assert monitor.stats().drift.window == 300
 
 
-def test_a_background_refresh_leaves_the_batch_path_and_is_queued_once() -> None:
+def test_a_background_refresh_leaves_the_batch_path_and_is_queued_once(
+    make_monitor: Callable[..., ServingMonitor], recorder: PredictionRecorder
+) -> None:
     metrics = RecordingMetrics()
     queued: list[Callable[[], object]] = []
-    monitor = _monitor(metrics, drift_every=100, background=queued.append)
+    monitor = make_monitor(metrics, drift_every=100, background=queued.append)
     for _ in range(3):
         _observe(monitor, shift=0.0)
+    recorder.flush()
     assert metrics.drift is None, "nothing computed on the observing thread"
     assert len(queued) == 1, "a refresh already queued is not queued again"
     queued.pop()()
@@ -98,13 +126,17 @@ def test_a_background_refresh_leaves_the_batch_path_and_is_queued_once() -> None
     assert len(queued) == 1, "due again once the last refresh ran"
 
 
-def test_a_closed_background_falls_back_to_refreshing_inline() -> None:
+def test_a_closed_background_falls_back_to_refreshing_inline(
+    make_monitor: Callable[..., ServingMonitor], recorder: PredictionRecorder
+) -> None:
     metrics = RecordingMetrics()
 
     def closed(_: Callable[[], object]) -> object:
         raise RuntimeError("cannot schedule new futures after shutdown")
 
-    monitor = _monitor(metrics, drift_every=100, background=closed)
+    monitor = make_monitor(metrics, drift_every=100, background=closed)
+    _observe(monitor, shift=0.0)
+    recorder.flush()
     _observe(monitor, shift=0.0)
     assert metrics.drift is not None
     metrics.drift = None
@@ -112,12 +144,13 @@ def test_a_closed_background_falls_back_to_refreshing_inline() -> None:
     assert metrics.drift is not None, "not stuck as queued after the fallback"
 
 
-def test_stats_count_predictions_latency_and_errors() -> None:
-    monitor = _monitor(RecordingMetrics())
-    _observe(monitor, shift=0.0, rows=10)
+def test_stats_count_predictions_latency_and_errors(
+    make_monitor: Callable[..., ServingMonitor],
+) -> None:
+    monitor = make_monitor(RecordingMetrics())
+    _observe(monitor, shift=0.0, rows=8)
+    observe_rows(monitor, [(0.1, "red"), (0.2, "blue")], latencies_ms=[10.0, 30.0])
     monitor.record_request("classify", 200, 0.010)
-    monitor.record_request("classify", 200, 0.030)
-    monitor.record_request("stats", 200, 5.0)  # not a prediction endpoint: no latency sample
     monitor.record_request("classify", 400, 0.001)
     monitor.record_request("classify", 413, 0.001)
 
@@ -145,9 +178,11 @@ def test_error_kinds_are_a_fixed_set(status: int, kind: str) -> None:
     assert error_kind(status) == kind
 
 
-def test_cache_lookups_are_counted_in_stats_and_metrics() -> None:
+def test_cache_lookups_are_counted_in_stats_and_metrics(
+    make_monitor: Callable[..., ServingMonitor],
+) -> None:
     metrics = RecordingMetrics()
-    monitor = _monitor(metrics)
+    monitor = make_monitor(metrics)
     monitor.record_cache(hits=3, misses=1)
     monitor.record_cache(hits=0, misses=2)
     stats = monitor.stats()
@@ -155,16 +190,15 @@ def test_cache_lookups_are_counted_in_stats_and_metrics() -> None:
     assert metrics.cache == [(3, 1), (0, 2)]
 
 
-def test_missing_values_are_counted_and_kept_out_of_the_value_windows() -> None:
+def test_missing_values_are_counted_and_kept_out_of_the_value_windows(
+    make_monitor: Callable[..., ServingMonitor],
+) -> None:
     metrics = RecordingMetrics()
-    monitor = _monitor(metrics, drift_every=1000)
+    monitor = make_monitor(metrics, drift_every=1000)
     rows = 100
-    x = RNG.normal(0.0, 1.0, rows)
-    x[:40] = np.nan
+    x: list[float | None] = [None] * 40 + [float(v) for v in RNG.normal(0.0, 1.0, rows - 40)]
     colours: list[str | None] = [None] * 10 + list(RNG.choice(["red", "blue"], rows - 10))
-    monitor.observe(
-        "classify", {"x": x}, {"colour": colours}, list(RNG.choice(["a", "b"], rows)), [0.8] * rows
-    )
+    observe_rows(monitor, list(zip(x, colours, strict=True)))
 
     assert metrics.missing == {"x": 40, "colour": 10}
     drift = monitor.stats().drift
@@ -188,17 +222,13 @@ def test_a_missing_rate_like_trainings_is_not_drift() -> None:
     assert not missing_drift("age", 0.0, 3, 10, config).drifted, "below min_window"
 
 
-def test_a_window_of_only_missing_values_is_not_scored_for_drift() -> None:
+def test_a_window_of_only_missing_values_is_not_scored_for_drift(
+    make_monitor: Callable[..., ServingMonitor],
+) -> None:
     metrics = RecordingMetrics()
-    monitor = _monitor(metrics, drift_every=1000)
+    monitor = make_monitor(metrics, drift_every=1000)
     rows = 300
-    monitor.observe(
-        "classify",
-        {"x": np.full(rows, np.nan)},
-        {"colour": [None] * rows},
-        ["a"] * rows,
-        [0.9] * rows,
-    )
+    observe_rows(monitor, [(None, None)] * rows, labels=["a"] * rows, confidence=0.9)
 
     drift = monitor.stats().drift
 

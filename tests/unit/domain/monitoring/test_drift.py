@@ -15,7 +15,6 @@ from domain.monitoring.drift import (
     population_stability_index,
     wasserstein_distance,
 )
-from domain.monitoring.feedback import RollingAccuracy
 from domain.monitoring.profile import CategoricalProfile, profile_numeric
 
 RNG = np.random.default_rng(7)
@@ -78,24 +77,3 @@ def test_drifted_share() -> None:
     ]
     assert drifted_share(results) == 0.5
     assert drifted_share([]) == 0.0
-
-
-def test_rolling_accuracy_scores_recent_feedback() -> None:
-    tracker = RollingAccuracy(window=3, remembered=3)
-    for i, label in enumerate(["a", "b", "a", "b"]):
-        tracker.record_prediction(f"r{i}", label)
-    assert not tracker.knows("r0")  # evicted: only 3 remembered
-    assert tracker.accuracy is None
-    assert tracker.record_truth("r1", "b") is True
-    assert tracker.record_truth("r2", "b") is False
-    assert tracker.accuracy == pytest.approx(0.5)
-    with pytest.raises(KeyError):
-        tracker.record_truth("r1", "b")  # feedback counts once
-
-
-def test_rolling_accuracy_peek_leaves_the_prediction_waiting() -> None:
-    rolling = RollingAccuracy(window=2)
-    rolling.record_prediction("r1", "cat")
-    assert rolling.peek("r1") == "cat" and rolling.knows("r1")
-    assert rolling.record_truth("r1", "cat") is True
-    assert not rolling.knows("r1")
