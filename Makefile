@@ -35,7 +35,7 @@ TEXT_PORT ?= 3001
 LOAD_USERS ?= 32
 LOAD_TIME ?= 30s
 
-.PHONY: help install format lint test clean checkgpu verify-lock train validate promote rollback canary models demo champion text-champion build build-text serve serve-tabular serve-text bench bench-tabular bench-text bench-overhead load load-text
+.PHONY: help install system-deps monitor-local format lint test clean checkgpu verify-lock train validate promote rollback canary models demo champion text-champion build build-text serve serve-tabular serve-text bench bench-tabular bench-text bench-overhead load load-text
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -53,6 +53,17 @@ $(VENV)/.installed: pyproject.toml poetry.lock
 	$(PY) -m pip install --quiet --constraint $(CONSTRAINTS) --no-build-isolation --editable ".[$(subst $(eval) ,$(comma),$(EXTRAS))]"
 	$(LOCK_TOOL) poetry.lock $(addprefix --extra ,$(EXTRAS)) --verify
 	@touch $@
+
+# Debian packages some tests and targets run for real: promtool and prometheus (rules,
+# monitor-local), redis-server (the Redis prediction log). As root, or through sudo.
+SYSTEM_PACKAGES := prometheus redis-server
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+system-deps: ## Install the Debian packages the tests need (prometheus, redis-server)
+	@missing=""; for tool in promtool redis-server; do command -v $$tool >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(SYSTEM_PACKAGES); \
+	else echo "system packages present: $(SYSTEM_PACKAGES)"; fi
 
 verify-lock: ## Check that every installed package is pinned by poetry.lock at its locked version
 	$(LOCK_TOOL) poetry.lock $(addprefix --extra ,$(EXTRAS)) --verify
@@ -146,3 +157,11 @@ load-text: install ## Locust with SST-2 sentences against the text service on HO
 clean: ## Remove caches and local state (.mlops); keeps .venv
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov .mlops mlruns monitoring
 	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +
+
+PROMETHEUS_PORT ?= 9090
+
+monitor-local: ## Prometheus (Debian package) on 127.0.0.1:$(PROMETHEUS_PORT) scraping `make demo`'s services, with the alert rules
+	@command -v prometheus >/dev/null || { echo "prometheus is not installed: make system-deps"; exit 1; }
+	prometheus --config.file=deploy/prometheus/prometheus.local.yml \
+	  --storage.tsdb.path=$(MLOPS_HOME)/prometheus \
+	  --web.listen-address=127.0.0.1:$(PROMETHEUS_PORT)

@@ -69,6 +69,11 @@ RUNS = (
         {f"{PREFIX}TIMEOUT_S": "0", f"{PREFIX}MAX_CONCURRENCY": "0"},
     ),
     Run("batching-off", "one model call per request", {f"{PREFIX}BATCHING": "false"}),
+    Run(
+        "prediction-log-off",
+        "no records in the shared prediction log (sample 0)",
+        {f"{PREFIX}PREDICTION_LOG_SAMPLE": "0"},
+    ),
     Run("split", "front + model runner (bentoml.depends)", {f"{PREFIX}TOPOLOGY": "split"}),
     Run("synthetic-gpu", "H100-shaped model (fp32)", model="synthetic-gpu"),
     Run(

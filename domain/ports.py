@@ -161,14 +161,19 @@ class ServingMetrics(Protocol):
         """Every answered request, successful or not; 4xx/5xx are counted as errors."""
         ...
 
-    def set_accuracy(self, accuracy: float) -> None: ...
+    def set_accuracy(self, accuracy: float, labels: int) -> None:
+        """Rolling accuracy, and how many labels its window holds (alerts need a minimum)."""
+        ...
 
     def set_drift(
         self,
         features: Sequence[FeatureDrift],
         drifted_share: float,
         prediction: FeatureDrift | None,
-    ) -> None: ...
+        window: int,
+    ) -> None:
+        """The latest drift report over a window of ``window`` rows."""
+        ...
 
     def record_cache(self, hits: int, misses: int) -> None:
         """Response-cache lookups of one call (services with a cache)."""

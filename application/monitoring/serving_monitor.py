@@ -337,7 +337,9 @@ class ServingMonitor:
             missing=missing,
         )
         self._drift = report
-        self.metrics.set_drift(report.features, report.drifted_share, report.prediction)
+        self.metrics.set_drift(
+            report.features, report.drifted_share, report.prediction, report.window
+        )
         self.metrics.set_missing_rates(missing)
         return report
 

@@ -146,7 +146,7 @@ class VariantMonitors:
             monitor = self._monitor_of(record)
             accuracy = monitor.accuracy() if monitor is not None else None
             if monitor is not None and accuracy is not None and accuracy[0] is not None:
-                monitor.metrics.set_accuracy(accuracy[0])
+                monitor.metrics.set_accuracy(accuracy[0], accuracy[2])
             if record.variant == SHADOW or answered is not None:
                 continue
             counts = self._recorder.log.counts(record.key)

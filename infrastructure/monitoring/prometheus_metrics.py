@@ -35,6 +35,8 @@ class _Families:
     latency: Histogram
     errors: Counter
     accuracy: Gauge
+    accuracy_labels: Gauge
+    drift_window: Gauge
     drift_score: Gauge
     drift_detected: Gauge
     drifted_share: Gauge
@@ -74,6 +76,18 @@ def _families() -> _Families:
         accuracy=Gauge(
             "mlops_rolling_accuracy",
             "Accuracy over the most recent labelled predictions (feedback endpoint)",
+            MODEL_LABELS,
+            multiprocess_mode="mostrecent",
+        ),
+        accuracy_labels=Gauge(
+            "mlops_rolling_accuracy_labels",
+            "Labelled predictions in the rolling accuracy's window",
+            MODEL_LABELS,
+            multiprocess_mode="mostrecent",
+        ),
+        drift_window=Gauge(
+            "mlops_drift_window_rows",
+            "Rows in the window the latest drift report compared with the training profile",
             MODEL_LABELS,
             multiprocess_mode="mostrecent",
         ),
@@ -260,14 +274,17 @@ class PrometheusServingMetrics:
                 self._model, self._version, self._variant, endpoint, error_kind(status)
             ).inc()
 
-    def set_accuracy(self, accuracy: float) -> None:
-        self._families.accuracy.labels(self._model, self._version, self._variant).set(accuracy)
+    def set_accuracy(self, accuracy: float, labels: int) -> None:
+        families = self._families
+        families.accuracy.labels(self._model, self._version, self._variant).set(accuracy)
+        families.accuracy_labels.labels(self._model, self._version, self._variant).set(labels)
 
     def set_drift(
         self,
         features: Sequence[FeatureDrift],
         drifted_share: float,
         prediction: FeatureDrift | None,
+        window: int,
     ) -> None:
         families, model, version, variant = (
             self._families,
@@ -281,6 +298,7 @@ class PrometheusServingMetrics:
                 float(result.drifted)
             )
         families.drifted_share.labels(model, version, variant).set(drifted_share)
+        families.drift_window.labels(model, version, variant).set(window)
         if prediction is not None:
             families.prediction_drift.labels(model, version, variant).set(prediction.score)
 

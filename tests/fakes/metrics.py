@@ -12,6 +12,8 @@ class RecordingMetrics:
         self.predictions: list[tuple[str, list[str]]] = []
         self.requests: list[tuple[str, int]] = []
         self.accuracy: float | None = None
+        self.accuracy_labels = 0
+        self.drift_window = 0
         self.drift: tuple[list[FeatureDrift], float, FeatureDrift | None] | None = None
         self.cache: list[tuple[int, int]] = []
         self.missing: dict[str, int] = {}
@@ -25,16 +27,19 @@ class RecordingMetrics:
     def record_request(self, endpoint: str, status: int, seconds: float) -> None:
         self.requests.append((endpoint, status))
 
-    def set_accuracy(self, accuracy: float) -> None:
+    def set_accuracy(self, accuracy: float, labels: int) -> None:
         self.accuracy = accuracy
+        self.accuracy_labels = labels
 
     def set_drift(
         self,
         features: Sequence[FeatureDrift],
         drifted_share: float,
         prediction: FeatureDrift | None,
+        window: int,
     ) -> None:
         self.drift = (list(features), drifted_share, prediction)
+        self.drift_window = window
 
     def record_cache(self, hits: int, misses: int) -> None:
         self.cache.append((hits, misses))
