@@ -35,7 +35,7 @@ TEXT_PORT ?= 3001
 LOAD_USERS ?= 32
 LOAD_TIME ?= 30s
 
-.PHONY: help install system-deps monitor-local format lint test clean checkgpu verify-lock train validate promote rollback canary models demo champion text-champion build build-text serve serve-tabular serve-text bench bench-tabular bench-text bench-overhead load load-text
+.PHONY: help install system-deps monitor-local monitor-up monitor-down format lint test clean checkgpu verify-lock train validate promote rollback canary models demo champion text-champion build build-text serve serve-tabular serve-text bench bench-tabular bench-text bench-overhead load load-text
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -55,12 +55,13 @@ $(VENV)/.installed: pyproject.toml poetry.lock
 	@touch $@
 
 # Debian packages some tests and targets run for real: promtool and prometheus (rules,
-# monitor-local), redis-server (the Redis prediction log). As root, or through sudo.
-SYSTEM_PACKAGES := prometheus redis-server
+# monitor-local), amtool, redis-server (the Redis prediction log), docker-compose (validates
+# docker-compose.yml without a daemon). As root, or through sudo.
+SYSTEM_PACKAGES := prometheus prometheus-alertmanager redis-server docker-compose
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-system-deps: ## Install the Debian packages the tests need (prometheus, redis-server)
-	@missing=""; for tool in promtool redis-server; do command -v $$tool >/dev/null || missing=1; done; \
+system-deps: ## Install the Debian packages the tests need (prometheus, alertmanager, redis-server, docker-compose)
+	@missing=""; for tool in promtool amtool redis-server docker-compose; do command -v $$tool >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(SYSTEM_PACKAGES); \
 	else echo "system packages present: $(SYSTEM_PACKAGES)"; fi
@@ -165,3 +166,12 @@ monitor-local: ## Prometheus (Debian package) on 127.0.0.1:$(PROMETHEUS_PORT) sc
 	prometheus --config.file=deploy/prometheus/prometheus.local.yml \
 	  --storage.tsdb.path=$(MLOPS_HOME)/prometheus \
 	  --web.listen-address=127.0.0.1:$(PROMETHEUS_PORT)
+
+# docker compose (plugin), else docker-compose, else podman-compose.
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || (command -v docker-compose >/dev/null && echo docker-compose) || echo podman-compose)
+
+monitor-up: ## Services + Redis + Prometheus + Alertmanager + Grafana (:3002) from docker-compose.yml
+	$(COMPOSE) up -d
+
+monitor-down: ## Stop the monitoring stack (volumes kept)
+	$(COMPOSE) down

@@ -206,6 +206,15 @@ class PrometheusServiceMetrics:
         self._families = _service_families()
         self._worker = str(os.getpid())
 
+    def start_counters(self, variants: Sequence[str]) -> None:
+        """Counters of rare events exist at 0 from the start, so rate() and increase() see
+        the first one (a series that appears at 1 would go unnoticed) and dashboards show 0."""
+        families = self._families
+        for variant in variants:
+            families.reload_failures.labels(self._model, variant).inc(0)
+        for outcome in ("written", "dropped"):
+            families.log_records.labels(self._model, outcome).inc(0)
+
     def model_info(self, variant: str, version: str | None, previous: str | None) -> None:
         info = self._families.model_info
         if previous is not None and previous != version:

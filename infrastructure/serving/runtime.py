@@ -137,6 +137,7 @@ class ServingRuntime:
         self.startup_error: str | None = None
         self._started = threading.Event()
         self.metrics.challenger_weight(self.split.challenger_weight)
+        self.metrics.start_counters([variant.name for variant in settings.variants()])
 
     # -- life cycle -------------------------------------------------------------------
     def start(self) -> None:
