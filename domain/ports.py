@@ -105,6 +105,13 @@ class ModelRegistry(Protocol):
 
     def set_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None: ...
 
+    def log_version_artifacts(
+        self, name: str, version: str, folder: Path, artifact_path: str
+    ) -> str | None:
+        """Files of ``folder`` logged to the run that produced ``version``; returns the run
+        id (None when the version has no run)."""
+        ...
+
     def champion_history(self, name: str) -> list[str]: ...
 
     def set_champion_history(self, name: str, history: Sequence[str]) -> None: ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -10,14 +11,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from infrastructure.config.settings import MlopsSettings
+from shared.errors import ConfigError
 from shared.logging import configure_logging
 
 if TYPE_CHECKING:
+    from application.monitoring.monitor_report import MonitorReport, ReportThresholds
     from application.registry.canary import CanaryOutcome
     from application.training.jobs import TabularJobConfig, TextJobConfig
     from application.training.train_tabular import TrainingOutcome
     from application.training.train_text import TextTrainingOutcome
-    from domain.ports import AuditLog
+    from domain.models.contract import ServingContract
+    from domain.ports import AuditLog, PredictionLog
     from domain.serving.canary import CanaryConfig
     from infrastructure.audit.jsonl_audit_log import JsonlAuditLog
     from infrastructure.ml.dataset_loader import PandasDatasetLoader
@@ -107,6 +111,116 @@ class Container:
             SystemClock(),
             config,
         )
+
+    def prediction_log(self, url: str = "") -> PredictionLog:
+        """The services' shared log: ``url`` as PREDICTION_LOG_URL, empty = MLOPS_HOME's."""
+        from infrastructure.monitoring.prediction_logs import open_prediction_log
+
+        return open_prediction_log(url, self.settings.home)
+
+    def stored_contracts(self, name: str) -> dict[str, ServingContract]:
+        """The serving contract of every version of ``name`` in the BentoML store."""
+        import bentoml
+
+        from infrastructure.store.bento_model_store import stored_contract
+
+        return {
+            version: stored_contract(bentoml.models.get(tag))
+            for version, tag in self.store.list_tags(name).items()
+        }
+
+    def monitor_report(
+        self,
+        name: str,
+        since: float,
+        until: float,
+        thresholds: ReportThresholds,
+        folder: Path,
+        log_url: str = "",
+        to_mlflow: bool = True,
+    ) -> tuple[MonitorReport, list[Path], dict[str, str | None]]:
+        """Builds the report over the log, writes its files to ``folder`` and logs them to
+        the MLflow run of every version it covers (with ``monitor.*`` version tags)."""
+        from application.monitoring.monitor_report import build_monitor_report
+        from domain.monitoring.drift_inputs import drift_values
+        from infrastructure.config.settings import ServingSettings
+        from infrastructure.monitoring.report_rendering import write_report
+
+        report = build_monitor_report(
+            name,
+            self.prediction_log(log_url).between(name, since, until),
+            self.stored_contracts(name),
+            drift_values,
+            since,
+            until,
+            ServingSettings().drift_config(),
+            thresholds,
+        )
+        files = write_report(report, folder)
+        runs: dict[str, str | None] = {}
+        if to_mlflow:
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(until))
+            for group in report.groups:
+                if group.version in runs:
+                    continue
+                runs[group.version] = self.registry.log_version_artifacts(
+                    name, group.version, folder, f"monitoring/{stamp}"
+                )
+                self.registry.set_version_tags(
+                    name,
+                    group.version,
+                    {"monitor.last_report": stamp, "monitor.flags": str(len(report.flags))},
+                )
+        return report, files, runs
+
+    def export_predictions(
+        self,
+        name: str,
+        since: float,
+        until: float,
+        output: Path,
+        labelled_only: bool = True,
+        log_url: str = "",
+    ) -> int:
+        """The log's predictions of ``name`` as a dataset a training config reads: tabular
+        rows with the schema's feature columns and the target (the label given as
+        feedback), or text rows ``text``/``label``. Format by suffix: csv, tsv, jsonl,
+        parquet. Returns the rows written."""
+        import pandas as pd
+
+        records = [
+            r
+            for r in self.prediction_log(log_url).between(name, since, until)
+            if r.variant != "shadow" and (r.actual is not None or not labelled_only)
+        ]
+        contracts = self.stored_contracts(name)
+        schemas = {contracts[r.version].feature_schema for r in records if r.version in contracts}
+        schema = next(iter(schemas)) if len(schemas) == 1 else None
+        if len({tuple(s.names) if s else None for s in schemas}) > 1:
+            raise ConfigError(
+                f"{name}: the exported versions have different feature columns; "
+                "export a time window served by one schema (--since/--until)"
+            )
+        if schema is not None:
+            frame = pd.DataFrame([list(r.inputs) for r in records], columns=schema.names)
+            frame[schema.target] = [r.actual for r in records]
+        else:
+            frame = pd.DataFrame(
+                {"text": [r.inputs for r in records], "label": [r.actual for r in records]}
+            )
+        if not labelled_only:
+            frame["predicted"] = [r.label for r in records]
+        output.parent.mkdir(parents=True, exist_ok=True)
+        suffix = output.suffix.lower()
+        if suffix == ".parquet":
+            frame.to_parquet(output, index=False)
+        elif suffix == ".jsonl":
+            frame.to_json(output, orient="records", lines=True)
+        elif suffix in (".csv", ".tsv"):
+            frame.to_csv(output, index=False, sep="\t" if suffix == ".tsv" else ",")
+        else:
+            raise ConfigError(f"--output: {output.name}: use .csv, .tsv, .jsonl or .parquet")
+        return len(frame)
 
     @cached_property
     def dataset_loader(self) -> PandasDatasetLoader:

@@ -374,5 +374,121 @@ def models(model: Annotated[str, typer.Argument(help="registered model name")]) 
     console.print(table)
 
 
+monitor_app = typer.Typer(
+    help="Reports and datasets from the services' shared prediction log.",
+    no_args_is_help=True,
+)
+app.add_typer(monitor_app, name="monitor")
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def _seconds(text: str, option: str) -> float:
+    """``90s``, ``30m``, ``24h``, ``7d``. Four units: a parsing library would be heavier
+    than the function."""
+    unit = DURATION_UNITS.get(text[-1:].lower())
+    try:
+        value = float(text[:-1]) if unit else float("nan")
+    except ValueError:
+        value = float("nan")
+    if unit is None or not value >= 0:
+        raise ConfigError(f"{option}: {text!r} is not a duration like 30m, 24h or 7d")
+    return value * unit
+
+
+def _window(since: str, until: str | None) -> tuple[float, float]:
+    import time
+
+    end = time.time() - (_seconds(until, "--until") if until else 0.0)
+    return end - _seconds(since, "--since"), end
+
+
+LogUrl = Annotated[
+    str,
+    typer.Option(
+        "--log-url",
+        envvar="MLOPS_PREDICTION_LOG_URL",
+        help="the services' PREDICTION_LOG_URL (default: SQLite under MLOPS_HOME)",
+    ),
+]
+
+
+@monitor_app.command("report")
+def monitor_report(
+    model: Annotated[str, typer.Argument(help="registered model name")],
+    since: Annotated[str, typer.Option(help="window length, back from --until")] = "24h",
+    until: Annotated[str | None, typer.Option(help="how long ago the window ends")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="folder (default: MLOPS_HOME/reports/...)")
+    ] = None,
+    max_drifted_share: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.2,
+    min_accuracy: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.8,
+    min_labels: Annotated[int, typer.Option(min=1)] = 100,
+    mlflow: Annotated[bool, typer.Option(help="log the files to each version's run")] = True,
+    log_url: LogUrl = "",
+) -> None:
+    """Drift, predictions, accuracy and latency per version and variant over a window;
+    HTML + PNG + JSON, logged to MLflow. Exit 1 when drift or accuracy crosses a threshold."""
+    import time
+
+    from application.monitoring.monitor_report import ReportThresholds
+
+    with _user_errors():
+        start, end = _window(since, until)
+        container = _container()
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(end))
+        folder = output or container.settings.home / "reports" / f"{model}-{stamp}"
+        thresholds = ReportThresholds(
+            max_drifted_share=max_drifted_share, min_accuracy=min_accuracy, min_labels=min_labels
+        )
+        report, files, runs = container.monitor_report(
+            model, start, end, thresholds, folder, log_url, to_mlflow=mlflow
+        )
+    table = Table(title=f"{model}: {report.records} predictions")
+    for column in ("variant", "version", "predictions", "labels", "accuracy", "drifted"):
+        table.add_column(column)
+    for group in report.groups:
+        drifted = (
+            ", ".join(d.feature for d in group.drift.features if d.drifted) or "none"
+            if group.drift
+            else group.drift_note or ""
+        )
+        table.add_row(
+            group.variant,
+            group.version,
+            str(group.predictions),
+            str(group.labelled),
+            "" if group.accuracy is None else f"{group.accuracy:.3f}",
+            drifted,
+        )
+    console.print(table)
+    console.print(f"report: {files[1]}")
+    for version, run in runs.items():
+        console.print(f"logged to MLflow run {run} (version {version})")
+    for flag in report.flags:
+        console.print(f"[red]{flag}[/red]")
+    if not report.records:
+        console.print(f"no predictions of {model!r} in the log for that window")
+    raise typer.Exit(1 if report.flags else 0)
+
+
+@monitor_app.command("export")
+def monitor_export(
+    model: Annotated[str, typer.Argument(help="registered model name")],
+    output: Annotated[Path, typer.Option("--output", "-o", help=".csv, .tsv, .jsonl, .parquet")],
+    since: Annotated[str, typer.Option(help="window length, back from --until")] = "30d",
+    until: Annotated[str | None, typer.Option(help="how long ago the window ends")] = None,
+    labelled_only: Annotated[
+        bool, typer.Option("--labelled-only/--all", help="only predictions with feedback")
+    ] = True,
+    log_url: LogUrl = "",
+) -> None:
+    """Served predictions (with their feedback labels) as a dataset a training config reads."""
+    with _user_errors():
+        start, end = _window(since, until)
+        rows = _container().export_predictions(model, start, end, output, labelled_only, log_url)
+    console.print(f"{rows} rows -> {output}")
+
+
 def main() -> None:  # pragma: no cover - console-script shim
     app()

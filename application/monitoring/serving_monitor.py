@@ -133,6 +133,63 @@ class ServingStats(BaseModel):
     cache_misses: int = 0
 
 
+def compute_drift(
+    profile: ReferenceProfile,
+    values: DriftValues,
+    predicted: Sequence[str],
+    config: DriftConfig,
+) -> DriftReport:
+    """Drift of a window of served rows from the training profile: per feature (on the
+    values present), the predicted-class distribution, and each feature's missing rate.
+    The service's gauges and ``mlops monitor report`` both compute it here."""
+    numeric_values, categorical_values = values
+    numeric = {
+        name: np.asarray(v, dtype=float)
+        for name, v in numeric_values.items()
+        if name in profile.numeric
+    }
+    categorical = {
+        name: list(v) for name, v in categorical_values.items() if name in profile.categorical
+    }
+    gaps = {name: (int(np.isnan(v).sum()), int(v.size)) for name, v in numeric.items()}
+    gaps.update({name: (sum(x is None for x in v), len(v)) for name, v in categorical.items()})
+    present_numeric = {name: v[~np.isnan(v)] for name, v in numeric.items()}
+    present_categorical = {name: [x for x in v if x is not None] for name, v in categorical.items()}
+    # A feature scores on the values that arrived; mostly-missing windows are too small to
+    # tell (the missing rate itself is compared below).
+    features = [
+        numeric_drift(name, profile.numeric[name], v, config)
+        for name, v in present_numeric.items()
+        if v.size >= config.min_window
+    ] + [
+        categorical_drift(name, profile.categorical[name], v, config)
+        for name, v in present_categorical.items()
+        if len(v) >= config.min_window
+    ]
+    prediction = (
+        categorical_drift(
+            PREDICTION_FEATURE,
+            CategoricalProfile(frequencies=profile.class_prior),
+            list(predicted),
+            config,
+        )
+        if profile.class_prior
+        else None
+    )
+    missing = [
+        missing_drift(name, profile.missing_rate.get(name, 0.0), count, rows, config)
+        for name, (count, rows) in gaps.items()
+        if rows
+    ]
+    return DriftReport(
+        window=len(predicted),
+        features=features,
+        drifted_share=drifted_share(features),
+        prediction=prediction,
+        missing=missing,
+    )
+
+
 class ServingMonitor:
     def __init__(
         self,
@@ -285,62 +342,17 @@ class ServingMonitor:
         config = self._drift_config
         if len(records) < config.min_window:
             return self._drift
-        numeric_values, categorical_values = self._drift_values([r.inputs for r in records])
-        numeric = {
-            name: np.asarray(values, dtype=float)
-            for name, values in numeric_values.items()
-            if name in self._profile.numeric
-        }
-        categorical = {
-            name: list(values)
-            for name, values in categorical_values.items()
-            if name in self._profile.categorical
-        }
-        gaps = {name: (int(np.isnan(v).sum()), int(v.size)) for name, v in numeric.items()}
-        gaps.update({name: (sum(x is None for x in v), len(v)) for name, v in categorical.items()})
-        present_numeric = {name: v[~np.isnan(v)] for name, v in numeric.items()}
-        present_categorical = {
-            name: [x for x in v if x is not None] for name, v in categorical.items()
-        }
-        predicted = [r.label for r in records]
-        # A feature scores on the values that arrived; mostly-missing windows are too small to
-        # tell (the missing rate itself is compared below).
-        features = [
-            numeric_drift(name, self._profile.numeric[name], values, config)
-            for name, values in present_numeric.items()
-            if values.size >= config.min_window
-        ] + [
-            categorical_drift(name, self._profile.categorical[name], values, config)
-            for name, values in present_categorical.items()
-            if len(values) >= config.min_window
-        ]
-        prediction = (
-            categorical_drift(
-                PREDICTION_FEATURE,
-                CategoricalProfile(frequencies=self._profile.class_prior),
-                predicted,
-                config,
-            )
-            if self._profile.class_prior
-            else None
-        )
-        missing = [
-            missing_drift(name, self._profile.missing_rate.get(name, 0.0), count, rows, config)
-            for name, (count, rows) in gaps.items()
-            if rows
-        ]
-        report = DriftReport(
-            window=len(predicted),
-            features=features,
-            drifted_share=drifted_share(features),
-            prediction=prediction,
-            missing=missing,
+        report = compute_drift(
+            self._profile,
+            self._drift_values([r.inputs for r in records]),
+            [r.label for r in records],
+            config,
         )
         self._drift = report
         self.metrics.set_drift(
             report.features, report.drifted_share, report.prediction, report.window
         )
-        self.metrics.set_missing_rates(missing)
+        self.metrics.set_missing_rates(report.missing)
         return report
 
     def stats(self) -> ServingStats:

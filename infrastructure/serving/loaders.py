@@ -19,8 +19,8 @@ import pandas as pd
 
 from application.inference.prediction_cache import PredictionCache
 from domain.data.schema import FeatureKind, FeatureSchema
-from domain.data.text import TEXT_LENGTH_FEATURE
 from domain.models.contract import ServingContract
+from domain.monitoring.drift_inputs import tabular_drift_values, text_drift_values
 from domain.ports import ModelSource
 from domain.serving.model import DriftValues, LoadedModel
 from infrastructure.config.settings import ServingSettings, TextServingSettings
@@ -138,19 +138,7 @@ class TabularScorer:
         return one_hot
 
     def drift_values(self, inputs: Sequence[Row]) -> DriftValues:
-        numeric = {
-            name: np.asarray(
-                [np.nan if row[i] is None else float(row[i]) for row in inputs], dtype=float
-            )
-            for i, name in enumerate(self._names)
-            if i in self._numeric
-        }
-        categorical = {
-            name: [None if row[i] is None else str(row[i]) for row in inputs]
-            for i, name in enumerate(self._names)
-            if name in self._known
-        }
-        return numeric, categorical
+        return tabular_drift_values(self._schema, inputs)
 
     def unknown_categories(self, row: Row) -> dict[str, str]:
         return {
@@ -272,8 +260,7 @@ class TextScorer:
         return scores
 
     def drift_values(self, inputs: Sequence[str]) -> DriftValues:
-        lengths = np.fromiter((len(text) for text in inputs), dtype=float, count=len(inputs))
-        return {TEXT_LENGTH_FEATURE: lengths}, {}
+        return text_drift_values(inputs)
 
     def smoke_inputs(self) -> list[Any]:
         return list(SMOKE_TEXTS)

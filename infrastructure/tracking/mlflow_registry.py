@@ -88,6 +88,14 @@ class MlflowModelRegistry:
         for key, value in tags.items():
             self._client.set_model_version_tag(name, str(version), key, value)
 
+    def log_version_artifacts(
+        self, name: str, version: str, folder: Path, artifact_path: str
+    ) -> str | None:
+        run_id = self.get_version(name, version).run_id
+        if run_id:
+            self._client.log_artifacts(run_id, str(folder), artifact_path)
+        return run_id
+
     def champion_history(self, name: str) -> list[str]:
         try:
             model = self._client.get_registered_model(name)

@@ -30,6 +30,7 @@ class FakeClassifier:
 class FakeModelRegistry:
     def __init__(self) -> None:
         self.versions: dict[str, dict[str, ModelVersionInfo]] = {}
+        self.logged_artifacts: list[tuple[str, str, list[str]]] = []
         self.aliases: dict[str, dict[str, str]] = {}
         self.histories: dict[str, list[str]] = {}
         self.models: dict[tuple[str, str], Classifier] = {}
@@ -64,6 +65,12 @@ class FakeModelRegistry:
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
         self.aliases.setdefault(name, {})[alias] = version
+
+    def log_version_artifacts(
+        self, name: str, version: str, folder: Path, artifact_path: str
+    ) -> str | None:
+        self.logged_artifacts.append((name, version, sorted(p.name for p in folder.iterdir())))
+        return "fake-run"
 
     def set_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
         self.tags.setdefault((name, version), {}).update(tags)
