@@ -92,7 +92,12 @@ class Container:
         return JsonlAuditLog(self.settings.home / "audit.jsonl")
 
     def run_canary(
-        self, name: str, url: str, config: CanaryConfig, progress: AuditLog | None = None
+        self,
+        name: str,
+        url: str,
+        config: CanaryConfig,
+        progress: AuditLog | None = None,
+        api_key: str | None = None,
     ) -> CanaryOutcome:
         """The canary against the service at ``url``; champion moves only through promote."""
         from application.registry.canary import run_canary
@@ -104,7 +109,7 @@ class Container:
             audit = TeeAuditLog(self.audit, progress)
         return run_canary(
             name,
-            HttpCanaryTarget(url),
+            HttpCanaryTarget(url, api_key=api_key),
             self.registry,
             lambda version: promote(self.registry, self.store, name, version),
             audit,

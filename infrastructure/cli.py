@@ -97,6 +97,14 @@ def _user_errors() -> Iterator[None]:
         raise typer.Exit(2) from error
 
 
+def _actor(command: str) -> str:
+    """Who ran a CLI command, for the audit log: the OS user and host."""
+    import getpass
+    import socket
+
+    return f"{getpass.getuser()}@{socket.gethostname()} ({command})"
+
+
 def _container() -> Container:
     from infrastructure.bootstrap import bootstrap
 
@@ -259,7 +267,23 @@ def promote(
 
     with _user_errors():
         container = _container()
-        result = promote_version(container.registry, container.store, model, version, threshold)
+        before = container.registry.get_by_alias(model, "champion")
+        event = {"actor": _actor("mlops promote"), "model": model, "action": "promote"}
+        try:
+            result = promote_version(container.registry, container.store, model, version, threshold)
+        except MlopsError as error:
+            container.audit.append(
+                {
+                    **event,
+                    "before": before.version if before else None,
+                    "after": version,
+                    "outcome": f"refused: {error}",
+                }
+            )
+            raise
+        container.audit.append(
+            {**event, "before": result.previous, "after": result.version, "outcome": "promoted"}
+        )
     _print_validation(result.validation)
     previous = f" (was v{result.previous})" if result.previous else ""
     console.print(f"[green]{model} champion -> v{result.version}{previous}[/green]")
@@ -273,6 +297,16 @@ def rollback(model: Annotated[str, typer.Argument(help="registered model name")]
     with _user_errors():
         container = _container()
         moved_from, moved_to = rollback_champion(container.registry, container.store, model)
+        container.audit.append(
+            {
+                "actor": _actor("mlops rollback"),
+                "model": model,
+                "action": "rollback",
+                "before": moved_from,
+                "after": moved_to,
+                "outcome": "rolled back",
+            }
+        )
     console.print(f"[green]{model} champion v{moved_from} -> v{moved_to}[/green]")
 
 
@@ -294,7 +328,7 @@ def alias(
         container.registry.set_alias(model, name, info.version)
         container.audit.append(
             {
-                "actor": "mlops alias",
+                "actor": _actor("mlops alias"),
                 "model": model,
                 "action": f"alias.{name}",
                 "before": before.version if before else None,
@@ -313,6 +347,10 @@ def canary(
         Path | None, typer.Option(help="canary config YAML (default: configs/canary.yaml values)")
     ] = None,
     interval: Annotated[float | None, typer.Option(help="seconds between analyses")] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="MLOPS_API_KEY", help="an admin key for the service's admin API"),
+    ] = None,
 ) -> None:
     """Step the challenger's traffic up, compare it with the champion at each step, then
     promote it or set its weight back to 0. Exit 0 promoted, 1 rolled back, 3 inconclusive."""
@@ -334,7 +372,9 @@ def canary(
             settings = CanaryConfig.model_validate(values)
         except ValidationError as error:
             raise ConfigError(format_validation_error(error, str(config or "--interval"))) from None
-        outcome = _container().run_canary(model, url, settings, progress=Progress())
+        outcome = _container().run_canary(
+            model, url, settings, progress=Progress(), api_key=api_key
+        )
     colour = {"promoted": "green", "rolled_back": "red", "inconclusive": "yellow"}[outcome.status]
     console.print(f"[{colour}]{model}: {outcome.status}[/{colour}] {outcome.message}")
     raise typer.Exit(outcome.exit_code)
@@ -488,6 +528,130 @@ def monitor_export(
         start, end = _window(since, until)
         rows = _container().export_predictions(model, start, end, output, labelled_only, log_url)
     console.print(f"{rows} rows -> {output}")
+
+
+keys_app = typer.Typer(
+    help="API keys for the services (roles: predict, admin).", no_args_is_help=True
+)
+app.add_typer(keys_app, name="keys")
+
+KeysFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--file",
+        envvar="MLOPS_SERVE_API_KEYS_FILE",
+        help="key file the services read (default: MLOPS_HOME/api_keys.json)",
+    ),
+]
+
+
+def _key_store(container: Container, file: Path | None) -> Any:
+    from infrastructure.security.json_key_store import JsonKeyStore
+
+    return JsonKeyStore(file or container.settings.home / "api_keys.json")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="who or what uses it, e.g. ci, dashboard")],
+    role: Annotated[str, typer.Option(help="predict or admin")] = "predict",
+    file: KeysFile = None,
+) -> None:
+    """Create a key and print it once (only its SHA-256 digest is stored)."""
+    from domain.security.api_keys import Role
+
+    with _user_errors():
+        if role not in {r.value for r in Role}:
+            raise ConfigError(f"--role: {role!r}; choose predict or admin")
+        container = _container()
+        record, token = _key_store(container, file).create(name, Role(role))
+        container.audit.append(
+            {
+                "actor": _actor("mlops keys create"),
+                "action": "key.create",
+                "key": record.id,
+                "before": None,
+                "after": f"{record.name} ({record.role})",
+                "outcome": "created",
+            }
+        )
+    console.print(f"key {record.id} ({record.name}, role {record.role}); shown once:")
+    typer.echo(token)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="the key's id (mlops keys list)")],
+    file: KeysFile = None,
+) -> None:
+    """Revoke a key; services refuse it within a second, without a restart."""
+    with _user_errors():
+        container = _container()
+        record = _key_store(container, file).revoke(key_id)
+        container.audit.append(
+            {
+                "actor": _actor("mlops keys revoke"),
+                "action": "key.revoke",
+                "key": record.id,
+                "before": "active",
+                "after": "revoked",
+                "outcome": "revoked",
+            }
+        )
+    console.print(f"[green]key {record.id} ({record.name}) revoked[/green]")
+
+
+@keys_app.command("list")
+def keys_list(file: KeysFile = None) -> None:
+    """Ids, names, roles and dates (never the keys themselves)."""
+    import time
+
+    with _user_errors():
+        keys = _key_store(_container(), file).keys()
+    table = Table(title="API keys")
+    for column in ("id", "name", "role", "created", "revoked"):
+        table.add_column(column)
+    for key in keys.values():
+        table.add_row(
+            key.id,
+            key.name,
+            key.role,
+            time.strftime("%Y-%m-%d %H:%M", time.gmtime(key.created_at)),
+            time.strftime("%Y-%m-%d %H:%M", time.gmtime(key.revoked_at)) if key.revoked_at else "",
+        )
+    console.print(table)
+
+
+@app.command()
+def audit(
+    model: Annotated[str | None, typer.Option(help="only events of this model")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="the newest N events")] = 50,
+) -> None:
+    """State changes from the CLI and the services' admin APIs: who, what, when, before/after,
+    outcome (promote, rollback, alias, canary steps, reloads, traffic weights, keys)."""
+    import time
+
+    with _user_errors():
+        events = _container().audit.read()
+    if model:
+        events = [e for e in events if e.get("model") == model]
+    table = Table(title=f"audit log ({len(events)} events)")
+    for column in ("when (UTC)", "actor", "action", "model", "before", "after", "outcome"):
+        table.add_column(column)
+    for event in events[-limit:]:
+        at = event.get("at")
+        table.add_row(
+            time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at))
+            if isinstance(at, float | int)
+            else "",
+            str(event.get("actor", "")),
+            str(event.get("action", "")),
+            str(event.get("model", "")),
+            str(event.get("before", "")),
+            str(event.get("after", "")),
+            str(event.get("outcome", "")),
+        )
+    console.print(table)
 
 
 def main() -> None:  # pragma: no cover - console-script shim

@@ -56,6 +56,8 @@ PREDICTION_FEATURE = "predicted_class"
 
 ERROR_KINDS = {
     HTTPStatus.BAD_REQUEST: "invalid_input",
+    HTTPStatus.UNAUTHORIZED: "unauthenticated",
+    HTTPStatus.FORBIDDEN: "forbidden",
     HTTPStatus.NOT_FOUND: "not_found",
     HTTPStatus.METHOD_NOT_ALLOWED: "method_not_allowed",
     HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "payload_too_large",

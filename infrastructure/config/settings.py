@@ -126,6 +126,14 @@ class ServingSettings(BaseSettings):
     drift_wasserstein: float = Field(default=0.1, gt=0.0)
     drift_psi: float = Field(default=0.2, gt=0.0)
     feedback_window: int = Field(default=500, ge=1, description="labelled predictions scored")
+    api_keys_file: str = Field(
+        default="",
+        description="API keys (mlops keys create); empty: $MLOPS_HOME/api_keys.json",
+    )
+    require_api_key: bool = Field(
+        default=False,
+        description="prediction, feedback, stats and metadata need a key too (admin always does)",
+    )
     prediction_log_url: str = Field(
         default="",
         description="shared prediction/feedback log: empty = SQLite at "

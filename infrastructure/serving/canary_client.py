@@ -20,14 +20,20 @@ class ServiceUnreachableError(MlopsError):
 
 class HttpCanaryTarget:
     def __init__(
-        self, url: str, timeout_s: float = 30.0, client: httpx.Client | None = None
+        self,
+        url: str,
+        timeout_s: float = 30.0,
+        client: httpx.Client | None = None,
+        api_key: str | None = None,
     ) -> None:
+        """``api_key``: an admin key (the admin API refuses anything else)."""
         self._url = url.rstrip("/")
         self._client = client or httpx.Client(timeout=timeout_s)
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
     def _post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         try:
-            reply = self._client.post(f"{self._url}{path}", json=body or {})
+            reply = self._client.post(f"{self._url}{path}", json=body or {}, headers=self._headers)
         except httpx.HTTPError as error:
             raise ServiceUnreachableError(f"{self._url}{path}: {error}") from error
         if reply.status_code != 200:

@@ -49,6 +49,8 @@ class ErrorResponse(BaseModel):
 # What each status means on these services (the response descriptions in the document).
 ERROR_STATUSES: dict[int, str] = {
     400: "Invalid input: `detail` names each field (`loc`) and the problem (`msg`)",
+    401: "No valid API key: send `Authorization: Bearer <key>` (or `X-API-Key`)",
+    403: "The API key's role may not call this endpoint (admin endpoints need role admin)",
     404: "No prediction with this request_id awaits feedback here",
     413: "The request body is over the size limit",
     415: "The body is not JSON (content-type other than application/json)",
@@ -136,14 +138,23 @@ def _model_schema(model: Any, mode: str, schemas: dict[str, Any]) -> dict[str, A
     return schema
 
 
+SECURITY_SCHEMES = {
+    "bearerKey": {"type": "http", "scheme": "bearer", "description": "mlops keys create"},
+    "headerKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+}
+
+
 def service_openapi(service: Any, errors: Mapping[str, tuple[int, ...]]) -> dict[str, Any]:
     """BentoML's document with each API in ``errors`` described by its real models.
 
-    ``errors`` maps an API name to the error statuses it can answer with.
+    ``errors`` maps an API name to the error statuses it can answer with; one that can
+    answer 401 needs an API key (either scheme).
     """
     spec: dict[str, Any] = service.openapi_spec.asdict()
     spec["openapi"] = "3.1.0"
-    schemas: dict[str, Any] = spec.setdefault("components", {}).setdefault("schemas", {})
+    components = spec.setdefault("components", {})
+    components["securitySchemes"] = SECURITY_SCHEMES
+    schemas: dict[str, Any] = components.setdefault("schemas", {})
     error_schema = ErrorResponse.model_json_schema(ref_template=REF_TEMPLATE)
     schemas.update(error_schema.pop("$defs", {}))
     schemas["ErrorResponse"] = error_schema
@@ -165,6 +176,8 @@ def service_openapi(service: Any, errors: Mapping[str, tuple[int, ...]]) -> dict
             },
             **{str(status): error_response_spec(status) for status in sorted(errors[api.name])},
         }
+        if 401 in errors[api.name]:
+            operation["security"] = [{"bearerKey": []}, {"headerKey": []}]
     # BentoML's error components are no longer referenced by any API.
     for name in ("InvalidArgument", "NotFound", "InternalServerError"):
         schemas.pop(name, None)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from domain.security.api_keys import ApiKey, Role, authenticate
 from infrastructure.serving.openapi import RETRY_AFTER_STATUSES
 
 Scope = MutableMapping[str, Any]
@@ -33,6 +34,52 @@ DOCS_PATH = "/docs.json"
 # Shed (429) and overloaded (503) answers tell clients when to retry: one second covers the
 # latency bound the queue is kept within, and spreads retries past the burst that caused it.
 RETRY_AFTER_S = b"1"
+# (status, message, key) for a request: a refusal (401/403) or the key that was accepted.
+Authorization = tuple[int, str, ApiKey | None]
+Authorizer = Callable[[str, Scope], Authorization]
+
+
+def presented_token(scope: Scope) -> str | None:
+    """``Authorization: Bearer <key>`` or ``X-API-Key: <key>``."""
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            scheme, _, token = bytes(value).decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+        elif name == b"x-api-key":
+            return bytes(value).decode("latin-1").strip() or None
+    return None
+
+
+class KeyAuthorizer:
+    """Which endpoints need which role, checked against the keys the store holds now."""
+
+    def __init__(self, keys: Callable[[], dict[str, ApiKey]], roles: dict[str, Role]) -> None:
+        self._keys = keys
+        self._roles = roles
+
+    def __call__(self, endpoint: str, scope: Scope) -> Authorization:
+        needed = self._roles.get(endpoint)
+        if needed is None:
+            return 200, "", None
+        token = presented_token(scope)
+        key = authenticate(self._keys(), token) if token is not None else None
+        if key is None:
+            problem = "no API key was sent" if token is None else "the API key is not valid"
+            return (
+                401,
+                f"authorization: {problem}; {endpoint} needs a key with role {needed} "
+                "(send `Authorization: Bearer <key>`; keys come from `mlops keys create`)",
+                None,
+            )
+        if not key.role.permits(needed):
+            return (
+                403,
+                f"authorization: key {key.name!r} ({key.id}) has role {key.role}; "
+                f"{endpoint} needs role {needed}",
+                key,
+            )
+        return 200, "", key
 
 
 class RequestGuardMiddleware:
@@ -48,8 +95,10 @@ class RequestGuardMiddleware:
         openapi: OpenApiDocument | None = None,
         unavailable: Callable[[], str | None] | None = None,
         prediction_endpoints: frozenset[str] = frozenset(),
+        authorize: Authorizer | None = None,
     ) -> None:
         self.app = app
+        self.authorize = authorize
         self.endpoints = endpoints
         self.max_body_bytes = max_body_bytes
         self.observe = observe
@@ -112,6 +161,15 @@ class RequestGuardMiddleware:
             await send(message)
 
         try:
+            if self.authorize is not None:
+                refused, why, key = self.authorize(endpoint, scope)
+                if refused != 200:
+                    status = refused
+                    await self._refuse(send, refused, why)
+                    return
+                if key is not None:
+                    # Who called: the admin APIs write it to the audit log.
+                    scope.setdefault("state", {})["api_key"] = key
             reason = self.unavailable() if self.unavailable is not None else None
             if reason is not None and endpoint in self.prediction_endpoints:
                 # Answered here: BentoML hides the message of any 5xx an API raises.
@@ -197,6 +255,19 @@ class RequestGuardMiddleware:
             assert self.openapi is not None
             self._openapi_bytes = json.dumps(self.openapi()).encode()
         return self._openapi_bytes
+
+    async def _refuse(self, send: Send, status: int, message: str) -> None:
+        payload = json.dumps({"error": message}).encode()
+        if self.error_body is not None:
+            payload = self.error_body(status, payload)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+        ]
+        if status == 401:
+            headers.append((b"www-authenticate", b'Bearer realm="bento-mlops"'))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
 
     async def _payload_too_large(self, send: Send) -> None:
         message = (

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
@@ -26,6 +27,7 @@ from domain.ports import ModelLoader, ModelSource
 from domain.serving.model import LoadedModel
 from domain.serving.prediction import Prediction
 from domain.serving.variants import CHALLENGER, TrafficSplit, VariantName
+from infrastructure.audit.jsonl_audit_log import JsonlAuditLog
 from infrastructure.config.settings import MlopsSettings, ServingSettings
 from infrastructure.monitoring.prediction_logs import open_prediction_log
 from infrastructure.monitoring.prometheus_metrics import (
@@ -106,6 +108,7 @@ class ServingRuntime:
             on_written=self.metrics.log_written,
         )
         self.recorder.start()
+        self.audit = JsonlAuditLog(MlopsSettings().home / "audit.jsonl")
         self.monitors = VariantMonitors(self._new_monitor, self.recorder)
         # One thread scores at a time (the model's own kernels use the cores); the shadow has
         # its own so a slow shadow never queues in front of live batches.
@@ -249,21 +252,44 @@ class ServingRuntime:
             serving={variant: model.version for variant, model in self.pool.snapshot().items()},
         )
 
-    def set_traffic(self, request: TrafficRequest) -> TrafficState:
+    def _audit(self, actor: str, action: str, before: Any, after: Any, outcome: str) -> None:
+        self.audit.append(
+            {
+                "actor": actor,
+                "model": self.settings.model_name,
+                "action": action,
+                "before": before,
+                "after": after,
+                "outcome": outcome,
+                "worker": os.getpid(),
+            }
+        )
+
+    def set_traffic(self, request: TrafficRequest, actor: str = "service") -> TrafficState:
+        before = self.split.challenger_weight
         if request.challenger_weight > 0 and not any(
             v.name == CHALLENGER for v in self.reloader.variants
         ):
+            self._audit(
+                actor, "traffic", before, request.challenger_weight, "refused: no challenger"
+            )
             raise InvalidArgument(
                 "challenger_weight: this service follows no challenger alias "
                 f"({self.settings.model_config.get('env_prefix', '')}CHALLENGER_ALIAS is empty)"
             )
         self.split.set_weight(request.challenger_weight)
+        self._audit(actor, "traffic", before, request.challenger_weight, "set")
         self.metrics.challenger_weight(request.challenger_weight)
         logger.info("challenger weight set to %s%%", request.challenger_weight)
         return self.traffic()
 
-    async def reload(self) -> ReloadReport:
-        return await asyncio.to_thread(self.reloader.reload)
+    async def reload(self, actor: str = "service") -> ReloadReport:
+        before = {variant: model.version for variant, model in self.pool.snapshot().items()}
+        report = await asyncio.to_thread(self.reloader.reload)
+        after = {variant: model.version for variant, model in self.pool.snapshot().items()}
+        outcomes = sorted({v.outcome for v in report.variants})
+        self._audit(actor, "reload", before, after, ", ".join(outcomes))
+        return report
 
     async def stats(self) -> ServiceStats:
         return await asyncio.to_thread(self._stats)

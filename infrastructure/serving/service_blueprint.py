@@ -10,14 +10,17 @@ from __future__ import annotations
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 from bentoml.validators import ContentType
 from pydantic import StringConstraints
 
-from infrastructure.config.settings import ServingSettings
+from domain.security.api_keys import Role
+from infrastructure.config.settings import MlopsSettings, ServingSettings
+from infrastructure.security.json_key_store import JsonKeyStore
 from infrastructure.serving.openapi import COMMON_ERRORS, error_body, service_openapi
-from infrastructure.serving.request_guard import RequestGuardMiddleware
+from infrastructure.serving.request_guard import KeyAuthorizer, RequestGuardMiddleware
 from infrastructure.serving.runtime import ServingRuntime
 
 ENDPOINTS = (
@@ -44,17 +47,39 @@ def class_label(classes: Sequence[str]) -> Any:
     return Literal[tuple(classes)]
 
 
-def endpoint_errors() -> dict[str, tuple[int, ...]]:
+# Which role each endpoint needs: admin endpoints always, the others when the settings say
+# every endpoint needs a key (REQUIRE_API_KEY).
+ADMIN_ENDPOINTS = frozenset({"admin/reload", "admin/traffic"})
+KEYS = "api_keys.json"  # under MLOPS_HOME unless API_KEYS_FILE says otherwise
+AUTH_ERRORS = (401, 403)
+
+
+def endpoint_roles(settings: ServingSettings) -> dict[str, Role]:
+    roles = {endpoint: Role.ADMIN for endpoint in ADMIN_ENDPOINTS}
+    if settings.require_api_key:
+        roles.update({e: Role.PREDICT for e in ENDPOINTS if e not in ADMIN_ENDPOINTS})
+    return roles
+
+
+def endpoint_errors(settings: ServingSettings) -> dict[str, tuple[int, ...]]:
     """The error statuses each API can answer with (declared in the OpenAPI document)."""
     predictions = (*COMMON_ERRORS, 503)  # 503 while the first version loads
-    return {
+    errors = {
         "classify": predictions,
         "predict": predictions,
         "metadata": COMMON_ERRORS,
         "feedback": (*COMMON_ERRORS, 404),
         "stats": COMMON_ERRORS,
-        "admin_reload": COMMON_ERRORS,
-        "admin_traffic": COMMON_ERRORS,
+        "admin/reload": COMMON_ERRORS,
+        "admin/traffic": COMMON_ERRORS,
+    }
+    protected = endpoint_roles(settings)
+    # OpenAPI names APIs by function: the admin routes' functions are admin_reload/_traffic.
+    return {
+        endpoint.replace("/", "_"): tuple(sorted({*statuses, *AUTH_ERRORS}))
+        if endpoint in protected
+        else statuses
+        for endpoint, statuses in errors.items()
     }
 
 
@@ -142,9 +167,13 @@ def service_config(
 def guard_middleware(
     endpoints: tuple[str, ...], settings: ServingSettings, state: ServiceState
 ) -> tuple[type, dict[str, Any]]:
+    keys = JsonKeyStore(
+        Path(settings.api_keys_file) if settings.api_keys_file else MlopsSettings().home / KEYS
+    )
     return (
         RequestGuardMiddleware,
         {
+            "authorize": KeyAuthorizer(keys.keys, endpoint_roles(settings)),
             "endpoints": frozenset(endpoints),
             "max_body_bytes": settings.max_body_bytes,
             "observe": state.observe_request,

@@ -16,6 +16,12 @@ from infrastructure.serving.runtime import (
 )
 
 
+def caller(ctx: bentoml.Context) -> str:
+    """The API key that made the request (set by the request guard), for the audit log."""
+    key = getattr(ctx.request.state, "api_key", None)
+    return f"api key {key.name} ({key.id})" if key is not None else "anonymous"
+
+
 class RuntimeApis:
     """``runtime`` is the worker's :class:`ServingRuntime`, set by the subclass's ``__init__``."""
 
@@ -31,11 +37,11 @@ class RuntimeApis:
         return await self.runtime.stats()
 
     @bentoml.api(route="/admin/reload")
-    async def admin_reload(self) -> ReloadReport:
-        """Check the aliases now and swap in any version that moved."""
-        return await self.runtime.reload()
+    async def admin_reload(self, ctx: bentoml.Context) -> ReloadReport:
+        """Check the aliases now and swap in any version that moved (admin key; audited)."""
+        return await self.runtime.reload(caller(ctx))
 
     @bentoml.api(route="/admin/traffic")
-    async def admin_traffic(self, body: TrafficRequest, /) -> TrafficState:
-        """Set the challenger's share of live traffic (percent)."""
-        return self.runtime.set_traffic(body)
+    async def admin_traffic(self, body: TrafficRequest, /, ctx: bentoml.Context) -> TrafficState:
+        """Set the challenger's share of live traffic in percent (admin key; audited)."""
+        return self.runtime.set_traffic(body, caller(ctx))

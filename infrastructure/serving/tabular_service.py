@@ -146,5 +146,5 @@ def build_tabular_service(settings: ServingSettings) -> ServiceBlueprint:
         cls=TabularClassifier,
         config=service_config("tabular_classifier", settings),
         middleware=guard_middleware(ENDPOINTS, settings, state),
-        errors=endpoint_errors(),
+        errors=endpoint_errors(settings),
     )

@@ -206,5 +206,5 @@ def build_text_service(
             "text_classifier", settings.model_copy(update={"workers": workers}), resources
         ),
         middleware=guard_middleware(ENDPOINTS, settings, state),
-        errors=endpoint_errors(),
+        errors=endpoint_errors(settings),
     )

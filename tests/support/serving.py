@@ -16,9 +16,11 @@ from prometheus_client import REGISTRY
 from starlette.testclient import TestClient
 
 from application.registry.lifecycle import promote
+from domain.security.api_keys import Role
 from infrastructure.bootstrap import Container, bootstrap
 from infrastructure.config.job_config import load_tabular_job, load_text_job
 from infrastructure.config.settings import MlopsSettings, ServingSettings, TextServingSettings
+from infrastructure.security.json_key_store import JsonKeyStore
 from infrastructure.serving.tabular_service import build_tabular_service
 from infrastructure.serving.text_service import build_text_service
 from tests.conftest import REPO_ROOT
@@ -66,21 +68,39 @@ def train_and_promote_text(home: Path, name: str) -> Container:
     return container
 
 
-def own_prediction_log(settings: dict[str, Any]) -> dict[str, Any]:
-    """Each in-process service gets its own log file: the shared one under MLOPS_HOME would
-    carry counts and labels from earlier tests of the same model into this one's stats."""
-    folder = Path(tempfile.mkdtemp(prefix="mlops-log-"))
-    return {"prediction_log_url": f"sqlite:///{folder / 'predictions.db'}", **settings}
+# The admin key of each in-process service (by id of the service object), which
+# asgi_client sends with every request unless told not to.
+ADMIN_KEYS: dict[int, str] = {}
+
+
+def own_state(settings: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """Each in-process service gets its own prediction log (the shared one under MLOPS_HOME
+    would carry counts and labels from earlier tests of the same model into this one's
+    stats) and its own key file with one admin key; returns the settings and that key."""
+    folder = Path(tempfile.mkdtemp(prefix="mlops-state-"))
+    keys = folder / "api_keys.json"
+    _, token = JsonKeyStore(keys).create("tests", Role.ADMIN)
+    return {
+        "prediction_log_url": f"sqlite:///{folder / 'predictions.db'}",
+        "api_keys_file": str(keys),
+        **settings,
+    }, token
 
 
 def tabular_service(**settings: Any) -> Any:
-    blueprint = build_tabular_service(ServingSettings(**own_prediction_log(settings)))
-    return blueprint.attach_middleware(bentoml.service(**blueprint.config)(blueprint.cls))
+    values, token = own_state(settings)
+    blueprint = build_tabular_service(ServingSettings(**values))
+    service = blueprint.attach_middleware(bentoml.service(**blueprint.config)(blueprint.cls))
+    ADMIN_KEYS[id(service)] = token
+    return service
 
 
 def text_service(**settings: Any) -> Any:
-    blueprint = build_text_service(TextServingSettings(**own_prediction_log(settings)))
-    return blueprint.attach_middleware(bentoml.service(**blueprint.config)(blueprint.cls))
+    values, token = own_state(settings)
+    blueprint = build_text_service(TextServingSettings(**values))
+    service = blueprint.attach_middleware(bentoml.service(**blueprint.config)(blueprint.cls))
+    ADMIN_KEYS[id(service)] = token
+    return service
 
 
 def metric_total(client: TestClient, family: str, **labels: str) -> float:
@@ -104,9 +124,9 @@ def wait_ready(client: TestClient, timeout_s: float = 180.0) -> None:
 
 
 @contextmanager
-def asgi_client(service: Any, wait: bool = True) -> Iterator[TestClient]:
+def asgi_client(service: Any, wait: bool = True, admin: bool = True) -> Iterator[TestClient]:
     """TestClient over ``service.to_asgi()``, ready unless ``wait`` is False; several may run,
-    one after another, per process.
+    one after another, per process. With ``admin`` it sends the service's admin key.
 
     Each BentoML app registers its own ``bentoml_service_*`` collectors in the global
     Prometheus registry and a second app would collide with the first, so they are dropped
@@ -114,6 +134,8 @@ def asgi_client(service: Any, wait: bool = True) -> Iterator[TestClient]:
     """
     try:
         with TestClient(service.to_asgi()) as client:
+            if admin and id(service) in ADMIN_KEYS:
+                client.headers["Authorization"] = f"Bearer {ADMIN_KEYS[id(service)]}"
             if wait:
                 wait_ready(client)
             yield client
