@@ -36,7 +36,8 @@ class MicroBatcher(Generic[In, Out]):
     """Runs ``run`` on merged requests in ``executor``, one batch in flight at a time.
 
     A request is never split across batches; one bigger than ``max_batch_size`` runs alone.
-    An exception in ``run`` fails the requests of that batch only. A request still queued
+    An exception in ``run`` makes the batch run again one request at a time: only the
+    requests that fail alone get the error. A request still queued
     ``max_wait_s`` after it arrived fails with :class:`OverloadedError` instead of running
     late (its client has likely given up; running it would only delay the others); one whose
     estimated wait already exceeds ``max_wait_s`` on arrival fails with :class:`ShedError`.
@@ -134,6 +135,26 @@ class MicroBatcher(Generic[In, Out]):
         # Smoothed, so one slow batch (a GC pause) does not shed a burst of requests.
         self._batch_s = seconds if self._batch_s is None else 0.8 * self._batch_s + 0.2 * seconds
 
+    async def _one_by_one(
+        self, batch: list[tuple[list[In], asyncio.Future[list[Out]]]], error: Exception
+    ) -> None:
+        """A failed batch is run again request by request, so the request whose input broke
+        the call gets the error and the others in the batch still get their answers."""
+        if len(batch) == 1:
+            if not batch[0][1].done():
+                batch[0][1].set_exception(error)
+            return
+        loop = asyncio.get_running_loop()
+        for items, future in batch:
+            if future.done():
+                continue
+            try:
+                outputs = await loop.run_in_executor(self._executor, self._run, items)
+            except Exception as alone:
+                future.set_exception(alone)
+            else:
+                future.set_result(list(outputs))
+
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
         try:
@@ -149,9 +170,7 @@ class MicroBatcher(Generic[In, Out]):
                 try:
                     outputs = await loop.run_in_executor(self._executor, self._run, flat)
                 except Exception as error:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(error)
+                    await self._one_by_one(batch, error)
                     continue
                 finally:
                     self._measured(time.monotonic() - self._in_flight_since)

@@ -34,7 +34,13 @@ from pydantic import (
 
 from domain.data.schema import FeatureKind, FeatureSchema
 
-FiniteNumber = Annotated[float, Strict(), AllowInfNan(False)]
+# Finite is not enough: 1e308 passes as a float and overflows to infinity inside the
+# model's scaling (seen as a 500 from scikit-learn). 1e15 keeps every step finite and is
+# beyond the exact-integer range of float64, so no real measurement is refused.
+NUMBER_LIMIT = 1e15
+FiniteNumber = Annotated[
+    float, Strict(), AllowInfNan(False), Field(ge=-NUMBER_LIMIT, le=NUMBER_LIMIT)
+]
 CategoryValue = Annotated[Union[StrictStr, StrictInt, StrictBool], AfterValidator(str)]  # noqa: UP007
 
 Row = tuple[Any, ...]

@@ -57,6 +57,34 @@ def test_a_failing_batch_fails_only_its_callers() -> None:
     assert isinstance(failed, RuntimeError) and served == [2]
 
 
+def test_one_bad_request_in_a_batch_fails_alone() -> None:
+    calls: list[list[int]] = []
+    release = threading.Event()
+
+    def run(items: list[int]) -> list[int]:
+        if not calls:
+            release.wait(5)
+        calls.append(list(items))
+        if -1 in items:
+            raise ValueError("input X contains infinity")
+        return [item * 10 for item in items]
+
+    async def scenario() -> list[BaseException | list[int]]:
+        with ThreadPoolExecutor(1) as executor:
+            batcher = MicroBatcher(run, max_batch_size=8, executor=executor)
+            first = asyncio.create_task(batcher.submit([0]))
+            await asyncio.sleep(0.05)
+            queued = [asyncio.create_task(batcher.submit(x)) for x in ([1], [-1, 2], [3])]
+            await asyncio.sleep(0.05)
+            release.set()
+            return list(await asyncio.gather(first, *queued, return_exceptions=True))
+
+    answers = asyncio.run(scenario())
+    assert answers[0] == [0] and answers[1] == [10] and answers[3] == [30]
+    assert isinstance(answers[2], ValueError), "only the request that broke the call fails"
+    assert calls == [[0], [1, -1, 2, 3], [1], [-1, 2], [3]]
+
+
 def test_a_lone_request_runs_at_once() -> None:
     async def scenario() -> float:
         with ThreadPoolExecutor(1) as executor:
