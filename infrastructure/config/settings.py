@@ -110,6 +110,9 @@ class ServingSettings(BaseSettings):
         default=True, description="merge concurrent requests of a variant into one model call"
     )
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="larger bodies get 413")
+    body_timeout_s: float = Field(
+        default=10.0, gt=0.0, description="a body not received within this gets 408"
+    )
     access_log: bool = Field(default=False, description="BentoML per-request access log")
     request_metrics: bool = Field(
         default=True,

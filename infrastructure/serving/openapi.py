@@ -52,6 +52,7 @@ ERROR_STATUSES: dict[int, str] = {
     401: "No valid API key: send `Authorization: Bearer <key>` (or `X-API-Key`)",
     403: "The API key's role may not call this endpoint (admin endpoints need role admin)",
     404: "No prediction with this request_id awaits feedback here",
+    408: "The request body did not arrive within the body timeout",
     413: "The request body is over the size limit",
     415: "The body is not JSON (content-type other than application/json)",
     429: "Too many requests in flight (max_concurrency), or the work queued ahead would "
@@ -60,7 +61,7 @@ ERROR_STATUSES: dict[int, str] = {
     "max_latency_ms for its batch; retry after `Retry-After` seconds",
     504: "The request took longer than the service timeout",
 }
-COMMON_ERRORS = (400, 413, 415, 429, 504)
+COMMON_ERRORS = (400, 408, 413, 415, 429, 504)
 
 
 def _details_from(status: int, payload: Any) -> tuple[str, list[ErrorDetail]]:

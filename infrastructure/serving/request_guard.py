@@ -12,6 +12,7 @@ with that document instead of BentoML's.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -96,8 +97,10 @@ class RequestGuardMiddleware:
         unavailable: Callable[[], str | None] | None = None,
         prediction_endpoints: frozenset[str] = frozenset(),
         authorize: Authorizer | None = None,
+        body_timeout_s: float = 10.0,
     ) -> None:
         self.app = app
+        self.body_timeout_s = body_timeout_s
         self.authorize = authorize
         self.endpoints = endpoints
         self.max_body_bytes = max_body_bytes
@@ -189,7 +192,20 @@ class RequestGuardMiddleware:
                     message = self.error_body(415, message)
                 await self._send_json(send, 415, message)
                 return
-            body = await self._read_body(scope, receive)
+            try:
+                async with asyncio.timeout(self.body_timeout_s):
+                    body = await self._read_body(scope, receive)
+            except TimeoutError:
+                # A client trickling its body would hold the request (and its memory) open
+                # for as long as it likes; it gets a 408 and the connection is closed.
+                status = 408
+                await self._refuse(
+                    send,
+                    408,
+                    f"request body not received within {self.body_timeout_s:g} s",
+                    close=True,
+                )
+                return
             if body is None:
                 status = 413
                 await self._payload_too_large(send)
@@ -256,7 +272,7 @@ class RequestGuardMiddleware:
             self._openapi_bytes = json.dumps(self.openapi()).encode()
         return self._openapi_bytes
 
-    async def _refuse(self, send: Send, status: int, message: str) -> None:
+    async def _refuse(self, send: Send, status: int, message: str, close: bool = False) -> None:
         payload = json.dumps({"error": message}).encode()
         if self.error_body is not None:
             payload = self.error_body(status, payload)
@@ -266,6 +282,8 @@ class RequestGuardMiddleware:
         ]
         if status == 401:
             headers.append((b"www-authenticate", b'Bearer realm="bento-mlops"'))
+        if close:
+            headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 

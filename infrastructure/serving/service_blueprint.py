@@ -176,6 +176,7 @@ def guard_middleware(
             "authorize": KeyAuthorizer(keys.keys, endpoint_roles(settings)),
             "endpoints": frozenset(endpoints),
             "max_body_bytes": settings.max_body_bytes,
+            "body_timeout_s": settings.body_timeout_s,
             "observe": state.observe_request,
             "limit_setting": f"{settings.model_config.get('env_prefix', '')}MAX_BODY_BYTES",
             "unavailable": state.unavailable,

@@ -168,3 +168,31 @@ def test_the_openapi_document_declares_retry_after_on_429_and_503() -> None:
     for status in (429, 503):
         assert "Retry-After" in error_response_spec(status)["headers"]
     assert "headers" not in error_response_spec(400)
+
+
+def test_a_body_trickled_past_the_timeout_gets_408_and_the_app_never_runs() -> None:
+    app = EchoApp()
+    observed: list[tuple[str, int, float]] = []
+    guard = RequestGuardMiddleware(
+        app,
+        endpoints=frozenset({"classify"}),
+        max_body_bytes=1000,
+        observe=lambda *event: observed.append(event),
+        error_body=error_body,
+        body_timeout_s=0.2,
+    )
+    sent: list[Message] = []
+
+    async def trickle() -> Message:
+        await asyncio.sleep(0.15)  # one byte at a time, each in time, the whole too slow
+        return {"type": "http.request", "body": b"x", "more_body": True}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "path": "/classify", "headers": [], "method": "POST"}
+    asyncio.run(guard(scope, trickle, send))
+    assert not app.called
+    assert sent[0]["status"] == 408 and (b"connection", b"close") in sent[0]["headers"]
+    assert "not received within 0.2 s" in json.loads(sent[1]["body"])["error"]
+    assert observed[0][:2] == ("classify", 408)
