@@ -35,7 +35,7 @@ TEXT_PORT ?= 3001
 LOAD_USERS ?= 32
 LOAD_TIME ?= 30s
 
-.PHONY: help install system-deps monitor-local monitor-up monitor-down format lint test clean checkgpu verify-lock train validate promote rollback canary models demo champion text-champion build build-text serve serve-tabular serve-text bench bench-tabular bench-text bench-overhead load load-text
+.PHONY: help install system-deps monitor-local monitor-up monitor-down overload chaos soak format lint test clean checkgpu verify-lock train validate promote rollback canary models demo champion text-champion build build-text serve serve-tabular serve-text bench bench-tabular bench-text bench-overhead load load-text
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -175,3 +175,12 @@ monitor-up: ## Services + Redis + Prometheus + Alertmanager + Grafana (:3002) fr
 
 monitor-down: ## Stop the monitoring stack (volumes kept)
 	$(COMPOSE) down
+
+overload: install ## 3x the measured capacity, then half: 429 + Retry-After, accepted p99, recovery (about 1 minute)
+	$(PY) -m benchmarks.reliability overload
+
+chaos: install ## kill -9 of a worker under steady load: failed share, time to a new worker, no log record lost
+	$(PY) -m benchmarks.reliability chaos
+
+soak: install ## 10 minutes at 80% of capacity: errors, RSS growth, first vs last minute latency
+	$(PY) -m benchmarks.reliability soak

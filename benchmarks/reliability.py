@@ -1,0 +1,345 @@
+"""Reliability runs against a real `bentoml serve` of the tabular service on 127.0.0.1.
+
+- ``overload``: measure capacity (closed loop, 64 clients), then send 3x that rate (open
+  loop) for ``--seconds``, then half of it: excess requests must get 429 with
+  ``Retry-After`` quickly, accepted ones keep p99 within 2x ``MAX_LATENCY_MS``, and the
+  service recovers as soon as the load drops.
+- ``chaos``: steady load at half capacity on two workers; ``kill -9`` of one worker part way
+  through. Reports failed requests, how long until a replacement worker serves, and checks
+  that every answered prediction is in the prediction log.
+- ``soak``: 80% of capacity for ``--seconds`` (600 for the real run): errors, server RSS
+  growth after warm-up, and latency percentiles of the first and last minute.
+
+Each prints a table and writes ``benchmarks/results/reliability_<mode>.json``. Loopback only;
+every run stops by itself.
+
+    make overload | make chaos | make soak     # or: python -m benchmarks.reliability --help
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import psutil
+
+from benchmarks.champions import REPO_ROOT, champion_tag, ensure_champion, tool, use_stores
+from benchmarks.http_load import free_port, run_level, server_process
+
+SERVICE = "infrastructure.serving.entrypoints.tabular:TabularClassifier"
+MODEL = "iris-classifier"
+CONFIG = "configs/iris.yaml"
+ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5], [6.3, 2.5, 5.0, 1.9]]
+WORKER = re.compile(r'^mlops_model_info\{[^}]*worker="(\d+)"[^}]*\}\s+1\.0$', re.MULTILINE)
+MAX_IN_FLIGHT = 4096
+SHED_FAST_MS = 100.0
+
+
+@dataclass
+class Sample:
+    sent: float
+    status: int  # 0: connection error
+    ms: float
+    request_id: str | None = None
+
+
+@dataclass
+class Phase:
+    name: str
+    rate: float
+    seconds: float
+    sent: int = 0
+    ok: int = 0
+    shed: int = 0
+    failed: int = 0
+    failed_statuses: dict[str, int] = field(default_factory=dict)
+    ok_p50_ms: float | None = None
+    ok_p99_ms: float | None = None
+    shed_p99_ms: float | None = None
+    shed_with_retry_after: int = 0
+
+
+def _body(index: int) -> bytes:
+    return json.dumps({"rows": [ROWS[index % len(ROWS)]]}).encode()
+
+
+async def _open_loop(url: str, rate: float, seconds: float, start: float) -> list[Sample]:
+    """Requests at a fixed rate whatever the answers (clients that do not wait their turn)."""
+    samples: list[Sample] = []
+    in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+    connector = aiohttp.TCPConnector(limit=MAX_IN_FLIGHT)
+    timeout = aiohttp.ClientTimeout(total=30)
+    headers = {"content-type": "application/json"}
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def one(index: int) -> None:
+            sent = time.perf_counter()
+            try:
+                async with in_flight, session.post(url, data=_body(index), headers=headers) as r:
+                    payload = await r.read()
+                    status = r.status
+                    retry_after = r.headers.get("retry-after")
+            except (aiohttp.ClientError, TimeoutError):
+                samples.append(Sample(sent - start, 0, (time.perf_counter() - sent) * 1000))
+                return
+            request_id = None
+            if status == 200:
+                request_id = json.loads(payload)[0]["request_id"]
+            elif status == 429 and retry_after is None:
+                status = 4290  # shed without Retry-After: counted apart
+            samples.append(
+                Sample(sent - start, status, (time.perf_counter() - sent) * 1000, request_id)
+            )
+
+        tasks = []
+        began = time.perf_counter()
+        count = int(rate * seconds)
+        for index in range(count):
+            delay = began + index / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(index)))
+        await asyncio.gather(*tasks)
+    return samples
+
+
+def _phase(name: str, rate: float, seconds: float, samples: list[Sample]) -> Phase:
+    phase = Phase(name, round(rate, 1), seconds, sent=len(samples))
+    ok = [s.ms for s in samples if s.status == 200]
+    shed = [s.ms for s in samples if s.status in (429, 4290)]
+    phase.ok, phase.shed = len(ok), len(shed)
+    phase.shed_with_retry_after = sum(s.status == 429 for s in samples)
+    for s in samples:
+        if s.status not in (200, 429, 4290):
+            phase.failed += 1
+            phase.failed_statuses[str(s.status)] = phase.failed_statuses.get(str(s.status), 0) + 1
+    if ok:
+        phase.ok_p50_ms = round(float(np.percentile(ok, 50)), 1)
+        phase.ok_p99_ms = round(float(np.percentile(ok, 99)), 1)
+    if shed:
+        phase.shed_p99_ms = round(float(np.percentile(shed, 99)), 1)
+    return phase
+
+
+def _workers(base: str) -> set[int]:
+    import httpx
+
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    return {int(pid) for pid in WORKER.findall(text)}
+
+
+def _rss_mib(pid: int) -> float:
+    total = 0
+    root = psutil.Process(pid)
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            total += process.memory_info().rss
+        except psutil.NoSuchProcess:
+            continue
+    return total / 2**20
+
+
+def _capacity(base: str, requests: int) -> float:
+    level = run_level("capacity", f"{base}/classify", _body, 64, requests)
+    return float(level.rps)
+
+
+def overload(base: str, args: argparse.Namespace, max_latency_ms: int) -> dict[str, Any]:
+    capacity = _capacity(base, args.capacity_requests)
+    rate = capacity * 3
+    start = time.perf_counter()
+    heavy = asyncio.run(_open_loop(f"{base}/classify", rate, args.seconds, start))
+    calm_seconds = max(5.0, args.seconds / 2)
+    light = asyncio.run(_open_loop(f"{base}/classify", capacity / 2, calm_seconds, start))
+    phases = [
+        _phase("3x capacity", rate, args.seconds, heavy),
+        _phase("0.5x capacity (recovery)", capacity / 2, calm_seconds, light),
+    ]
+    over, calm = phases
+    checks = {
+        "excess shed with 429 + Retry-After": over.shed > 0
+        and over.shed_with_retry_after == over.shed,
+        f"429 answered within {SHED_FAST_MS:g} ms (p99)": (over.shed_p99_ms or 0) <= SHED_FAST_MS,
+        f"accepted p99 <= 2x MAX_LATENCY_MS ({2 * max_latency_ms} ms)": (over.ok_p99_ms or 0)
+        <= 2 * max_latency_ms,
+        "no failures (5xx, connection errors) under overload": over.failed == 0,
+        "recovered: nothing shed or failed at 0.5x": calm.shed == 0 and calm.failed == 0,
+    }
+    return {"capacity_rps": capacity, "phases": [asdict(p) for p in phases], "checks": checks}
+
+
+def chaos(base: str, args: argparse.Namespace, server_pid: int) -> dict[str, Any]:
+    from domain.monitoring.prediction_log import LogKey
+    from infrastructure.monitoring.prediction_logs import open_prediction_log
+
+    capacity = _capacity(base, args.capacity_requests)
+    deadline = time.monotonic() + 60
+    while len(_workers(base)) < 2:  # both workers loaded and reporting
+        if time.monotonic() > deadline:
+            raise SystemExit("two workers never both served")
+        time.sleep(0.2)
+    before = _workers(base)
+    victim = max(before)
+    rate = capacity / 2
+    start = time.perf_counter()
+    killed_at: list[float] = []
+
+    async def scenario() -> list[Sample]:
+        load = asyncio.create_task(_open_loop(f"{base}/classify", rate, args.seconds, start))
+        await asyncio.sleep(args.seconds / 3)
+        os.kill(victim, signal.SIGKILL)
+        killed_at.append(time.perf_counter() - start)
+        return await load
+
+    samples = asyncio.run(scenario())
+    replaced_after: float | None = None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if _workers(base) - before:
+            replaced_after = round(time.perf_counter() - start - killed_at[0], 2)
+            break
+        time.sleep(0.2)
+    phase = _phase("half capacity, one worker killed", rate, args.seconds, samples)
+    answered = {s.request_id for s in samples if s.request_id}
+    time.sleep(1.0)  # the surviving and restarted workers write their last records
+    log = open_prediction_log("", Path(os.environ["MLOPS_HOME"]))
+    key = LogKey(MODEL, "champion", args.version)
+    logged = {r.request_id for r in log.recent(key, len(answered) * 2 + 10_000)}
+    lost = len(answered - logged)
+    failed_share = phase.failed / max(phase.sent, 1)
+    checks = {
+        "fewer than 1% of requests failed": failed_share < 0.01,
+        "a replacement worker served again": replaced_after is not None,
+        "every answered prediction is in the log": lost == 0,
+    }
+    return {
+        "capacity_rps": capacity,
+        "killed_worker": victim,
+        "killed_at_s": round(killed_at[0], 2),
+        "replacement_serving_after_s": replaced_after,
+        "failed_share": round(failed_share, 4),
+        "answered_not_in_log": lost,
+        "phases": [asdict(phase)],
+        "checks": checks,
+    }
+
+
+def soak(base: str, args: argparse.Namespace, server_pid: int) -> dict[str, Any]:
+    capacity = _capacity(base, args.capacity_requests)
+    rate = capacity * 0.8
+    start = time.perf_counter()
+    rss: list[tuple[float, float]] = []
+    warmup = min(60.0, args.seconds / 5)
+
+    async def scenario() -> list[Sample]:
+        load = asyncio.create_task(_open_loop(f"{base}/classify", rate, args.seconds, start))
+        while not load.done():
+            rss.append((round(time.perf_counter() - start, 1), round(_rss_mib(server_pid), 1)))
+            await asyncio.sleep(min(10.0, args.seconds / 10))
+        return await load
+
+    samples = asyncio.run(scenario())
+    minute = min(60.0, args.seconds / 3)
+    first = _phase("first minute", rate, minute, [s for s in samples if s.sent < minute])
+    last = _phase(
+        "last minute", rate, minute, [s for s in samples if s.sent >= args.seconds - minute]
+    )
+    whole = _phase("whole run", rate, args.seconds, samples)
+    after_warmup = [m for t, m in rss if t >= warmup] or [m for _, m in rss]
+    growth = (after_warmup[-1] - after_warmup[0]) / after_warmup[0] if after_warmup else 0.0
+    growth_per_10_min = growth * 600.0 / max(args.seconds - warmup, 1.0)
+    checks = {
+        "0 errors": whole.failed == 0 and whole.shed == 0,
+        "last-minute p99 within 1.5x the first minute's": (last.ok_p99_ms or 0)
+        <= 1.5 * max(first.ok_p99_ms or 0, 1.0),
+    }
+    # Extrapolated from a short run, a few MiB of allocator noise reads as a leak.
+    if args.seconds >= 300:
+        checks["RSS growth after warm-up < 1% per 10 minutes"] = growth_per_10_min < 0.01
+    return {
+        "capacity_rps": capacity,
+        "rate_rps": round(rate, 1),
+        "rss_mib": rss,
+        "rss_growth_per_10_min": round(growth_per_10_min, 4),
+        "phases": [asdict(p) for p in (first, last, whole)],
+        "checks": checks,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", choices=("overload", "chaos", "soak"))
+    parser.add_argument("--seconds", type=float, help="load duration (default per mode)")
+    parser.add_argument("--capacity-requests", type=int, default=3000)
+    parser.add_argument("--home", type=Path, help="MLOPS_HOME (default: $MLOPS_HOME or ./.mlops)")
+    parser.add_argument("--output", type=Path)
+    args = parser.parse_args(argv)
+    args.seconds = args.seconds or {"overload": 20.0, "chaos": 30.0, "soak": 600.0}[args.mode]
+    output = args.output or REPO_ROOT / f"benchmarks/results/reliability_{args.mode}.json"
+
+    home = (args.home or Path(os.environ.get("MLOPS_HOME", REPO_ROOT / ".mlops"))).resolve()
+    env = use_stores(home)
+    from infrastructure.config.settings import ServingSettings
+
+    ensure_champion(MODEL, CONFIG)
+    args.version = champion_tag(MODEL, home)[0]
+    env["MLOPS_SERVE_MODEL_NAME"] = MODEL
+    env["MLOPS_SERVE_WORKERS"] = "2" if args.mode == "chaos" else "1"
+    max_latency_ms = ServingSettings().max_latency_ms
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [tool("bentoml"), "serve", SERVICE, "--host", "127.0.0.1", "--port", str(port)]
+    log = home / f"reliability-{args.mode}.log"
+    with server_process(command, env, base + "/readyz", log, REPO_ROOT) as process:
+        if args.mode == "overload":
+            result = overload(base, args, max_latency_ms)
+        elif args.mode == "chaos":
+            result = chaos(base, args, process.pid)
+        else:
+            result = soak(base, args, process.pid)
+
+    print(f"{args.mode}: capacity {result['capacity_rps']} rps (64 closed-loop clients)")
+    header = (
+        f"{'phase':<36}{'rate':>8}{'sent':>8}{'ok':>8}{'429':>7}{'failed':>8}"
+        f"{'ok p50':>9}{'ok p99':>9}{'429 p99':>9}"
+    )
+    print(header)
+    print("-" * len(header))
+    for p in result["phases"]:
+        print(
+            f"{p['name']:<36}{p['rate']:>8}{p['sent']:>8}{p['ok']:>8}{p['shed']:>7}"
+            f"{p['failed']:>8}{p['ok_p50_ms'] or '-':>9}{p['ok_p99_ms'] or '-':>9}"
+            f"{p['shed_p99_ms'] or '-':>9}"
+        )
+    for name, met in result["checks"].items():
+        print(f"[{'PASS' if met else 'MISS'}] {name}")
+    extras = {k: v for k, v in result.items() if k not in ("phases", "checks", "rss_mib")}
+    print(f"[info] {extras}")
+    payload = {
+        "benchmark": f"reliability_{args.mode}",
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "python": sys.version.split()[0],
+        "seconds": args.seconds,
+        "max_latency_ms": max_latency_ms,
+        **result,
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(payload, indent=2))
+    print(f"wrote {output}")
+    return 0 if all(result["checks"].values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

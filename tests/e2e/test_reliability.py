@@ -1,0 +1,29 @@
+"""Short versions of `make overload`, `make chaos` and `make soak` against a real
+`bentoml serve` (the full runs are make targets): each runs end to end, writes its JSON,
+and meets its checks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+pytestmark = [pytest.mark.slow, pytest.mark.serve]
+
+
+@pytest.mark.parametrize(("mode", "seconds"), [("overload", "6"), ("chaos", "12"), ("soak", "15")])
+def test_short_reliability_run(mode: str, seconds: str, tmp_path: Path) -> None:
+    output = tmp_path / f"{mode}.json"
+    command = [sys.executable, "-m", "benchmarks.reliability", mode, "--seconds", seconds]
+    command += ["--capacity-requests", "800", "--home", str(tmp_path / "home")]
+    command += ["--output", str(output)]
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    report = json.loads(output.read_text()) if output.exists() else {}
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    assert report["checks"] and all(report["checks"].values()), report["checks"]
+    assert "PASS" in done.stdout
