@@ -27,6 +27,12 @@ def _key_name(key: LogKey) -> str:
     return json.dumps([key.model, key.variant, key.version])
 
 
+def _redis_key(kind: str, name: str) -> str:
+    """``rec``/``label`` by request id; ``recent``/``labelled``/``counts`` by log key;
+    ``time`` by model."""
+    return f"{PREFIX}{kind}:{name}"
+
+
 class RedisPredictionLog:
     def __init__(self, client: Any, retention_s: float = DEFAULT_RETENTION_S) -> None:
         self._redis = client
@@ -36,42 +42,18 @@ class RedisPredictionLog:
     def from_url(cls, url: str, retention_s: float = DEFAULT_RETENTION_S) -> RedisPredictionLog:
         return cls(redis.Redis.from_url(url, decode_responses=True), retention_s)
 
-    # -- keys --------------------------------------------------------------------------
-    @staticmethod
-    def _record_key(request_id: str) -> str:
-        return f"{PREFIX}rec:{request_id}"
-
-    @staticmethod
-    def _label_key(request_id: str) -> str:
-        return f"{PREFIX}label:{request_id}"
-
-    @staticmethod
-    def _recent_key(key: LogKey) -> str:
-        return f"{PREFIX}recent:{_key_name(key)}"
-
-    @staticmethod
-    def _labelled_key(key: LogKey) -> str:
-        return f"{PREFIX}labelled:{_key_name(key)}"
-
-    @staticmethod
-    def _counts_key(key: LogKey) -> str:
-        return f"{PREFIX}counts:{_key_name(key)}"
-
-    @staticmethod
-    def _time_key(model: str) -> str:
-        return f"{PREFIX}time:{model}"
-
     # -- writes ------------------------------------------------------------------------
     def append(self, records: Sequence[PredictionRecord]) -> None:
         pipe = self._redis.pipeline(transaction=False)
         for record in records:
             fields = asdict(record)
-            record_key = self._record_key(record.request_id)
+            record_key = _redis_key("rec", record.request_id)
             pipe.hsetnx(record_key, record.variant, json.dumps(fields))
             pipe.expire(record_key, self._retention_s)
-            pipe.zadd(self._recent_key(record.key), {record.request_id: record.at})
+            pipe.zadd(_redis_key("recent", _key_name(record.key)), {record.request_id: record.at})
             pipe.zadd(
-                self._time_key(record.model), {f"{record.request_id}|{record.variant}": record.at}
+                _redis_key("time", record.model),
+                {f"{record.request_id}|{record.variant}": record.at},
             )
             pipe.sadd(f"{PREFIX}keys", _key_name(record.key))
             pipe.sadd(f"{PREFIX}models", record.model)
@@ -81,7 +63,7 @@ class RedisPredictionLog:
         pipe = self._redis.pipeline(transaction=False)
         for key, named in counts.items():
             for name, value in named.items():
-                pipe.hincrbyfloat(self._counts_key(key), name, float(value))
+                pipe.hincrbyfloat(_redis_key("counts", _key_name(key)), name, float(value))
         pipe.execute()
 
     def label(self, request_id: str, actual: str, at: float) -> list[PredictionRecord]:
@@ -92,15 +74,19 @@ class RedisPredictionLog:
                 "(unknown, already labelled, or pruned)"
             )
         label = json.dumps({"actual": actual, "at": at})
-        if not self._redis.set(self._label_key(request_id), label, nx=True, ex=self._retention_s):
+        if not self._redis.set(
+            _redis_key("label", request_id), label, nx=True, ex=self._retention_s
+        ):
             raise UnknownPredictionError(
                 f"request_id: prediction {request_id!r} is already labelled"
             )
         pipe = self._redis.pipeline(transaction=True)
         for record in records:
-            pipe.zadd(self._labelled_key(record.key), {request_id: at})
-            pipe.hincrbyfloat(self._counts_key(record.key), LABELLED, 1.0)
-            pipe.hincrbyfloat(self._counts_key(record.key), CORRECT, float(record.label == actual))
+            pipe.zadd(_redis_key("labelled", _key_name(record.key)), {request_id: at})
+            pipe.hincrbyfloat(_redis_key("counts", _key_name(record.key)), LABELLED, 1.0)
+            pipe.hincrbyfloat(
+                _redis_key("counts", _key_name(record.key)), CORRECT, float(record.label == actual)
+            )
         pipe.execute()
         return [replace(r, actual=actual, labelled_at=at) for r in records]
 
@@ -108,16 +94,16 @@ class RedisPredictionLog:
         removed = 0
         for model in self._redis.smembers(f"{PREFIX}models"):
             removed += int(
-                self._redis.zremrangebyscore(self._time_key(model), "-inf", f"({before}")
+                self._redis.zremrangebyscore(_redis_key("time", model), "-inf", f"({before}")
             )
         for name in self._redis.smembers(f"{PREFIX}keys"):
-            self._redis.zremrangebyscore(f"{PREFIX}recent:{name}", "-inf", f"({before}")
-            self._redis.zremrangebyscore(f"{PREFIX}labelled:{name}", "-inf", f"({before}")
+            self._redis.zremrangebyscore(_redis_key("recent", name), "-inf", f"({before}")
+            self._redis.zremrangebyscore(_redis_key("labelled", name), "-inf", f"({before}")
         return removed
 
     # -- reads -------------------------------------------------------------------------
     def _unlabelled(self, request_id: str) -> list[PredictionRecord]:
-        if self._redis.exists(self._label_key(request_id)):
+        if self._redis.exists(_redis_key("label", request_id)):
             return []
         return self.records(request_id)
 
@@ -130,13 +116,14 @@ class RedisPredictionLog:
 
     def counts(self, key: LogKey) -> dict[str, float]:
         return {
-            name: float(value) for name, value in self._redis.hgetall(self._counts_key(key)).items()
+            name: float(value)
+            for name, value in self._redis.hgetall(_redis_key("counts", _key_name(key))).items()
         }
 
     def records(self, request_id: str) -> list[PredictionRecord]:
         pipe = self._redis.pipeline(transaction=False)
-        pipe.hgetall(self._record_key(request_id))
-        pipe.get(self._label_key(request_id))
+        pipe.hgetall(_redis_key("rec", request_id))
+        pipe.get(_redis_key("label", request_id))
         stored, label = pipe.execute()
         return [self._decode(raw, label) for raw in stored.values()]
 
@@ -144,8 +131,8 @@ class RedisPredictionLog:
         """Records by (request id, variant), in the order given; expired ones skipped."""
         pipe = self._redis.pipeline(transaction=False)
         for request_id, variant in pairs:
-            pipe.hget(self._record_key(request_id), variant)
-            pipe.get(self._label_key(request_id))
+            pipe.hget(_redis_key("rec", request_id), variant)
+            pipe.get(_redis_key("label", request_id))
         answers = pipe.execute()
         return [
             self._decode(raw, label)
@@ -154,14 +141,14 @@ class RedisPredictionLog:
         ]
 
     def recent(self, key: LogKey, limit: int) -> list[PredictionRecord]:
-        ids = self._redis.zrevrange(self._recent_key(key), 0, limit - 1)
+        ids = self._redis.zrevrange(_redis_key("recent", _key_name(key)), 0, limit - 1)
         return self._by_ids([(request_id, key.variant) for request_id in ids])
 
     def recent_labelled(self, key: LogKey, limit: int) -> list[PredictionRecord]:
-        ids = self._redis.zrevrange(self._labelled_key(key), 0, limit - 1)
+        ids = self._redis.zrevrange(_redis_key("labelled", _key_name(key)), 0, limit - 1)
         return self._by_ids([(request_id, key.variant) for request_id in ids])
 
     def between(self, model: str, since: float, until: float) -> list[PredictionRecord]:
-        members = self._redis.zrangebyscore(self._time_key(model), since, f"({until}")
+        members = self._redis.zrangebyscore(_redis_key("time", model), since, f"({until}")
         pairs = [tuple(member.rsplit("|", 1)) for member in members]
         return self._by_ids([(request_id, variant) for request_id, variant in pairs])

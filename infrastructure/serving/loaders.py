@@ -227,6 +227,29 @@ class TextScorer:
         self.warmup = WarmupRecord()
         self.backend = BackendRecord()
 
+    @classmethod
+    def with_cache(
+        cls,
+        classifier: Any,
+        version: str,
+        forward: ForwardPlan,
+        settings: TextServingSettings,
+        on_cache: Callable[[str, int, int], None] | None,
+    ) -> TextScorer:
+        """The scorer with the cache the settings ask for, reporting lookups by version."""
+        cache = (
+            PredictionCache[np.ndarray](settings.cache_size, settings.cache_ttl_s)
+            if settings.cache
+            else None
+        )
+        return cls(
+            classifier,
+            version,
+            forward,
+            cache,
+            (lambda hits, misses: on_cache(version, hits, misses)) if on_cache else None,
+        )
+
     @property
     def classes(self) -> tuple[str, ...]:
         return self._classes
@@ -325,18 +348,12 @@ class TransformersModelLoader:
                 f"{list(contract.classes)}"
             )
         version = str(stored.info.labels.get(VERSION_LABEL, stored.tag.version or ""))
-        cache = (
-            PredictionCache[np.ndarray](settings.cache_size, settings.cache_ttl_s)
-            if settings.cache
-            else None
-        )
-        on_cache = self._on_cache
-        scorer = TextScorer(
+        scorer = TextScorer.with_cache(
             classifier,
             version,
             forward_plan(settings, classifier.device),
-            cache,
-            (lambda hits, misses: on_cache(version, hits, misses)) if on_cache else None,
+            settings,
+            self._on_cache,
         )
         scorer.backend = backend
         largest = max(settings.max_batch_size, settings.max_instances)

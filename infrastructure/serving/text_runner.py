@@ -35,7 +35,6 @@ from bentoml.exceptions import BentoMLException
 from pydantic import BaseModel, ConfigDict
 
 from application.inference.batching import MicroBatcher
-from application.inference.prediction_cache import PredictionCache
 from domain.ports import ModelLoader
 from domain.serving.model import LoadedModel
 from infrastructure.config.settings import TextServingSettings
@@ -398,18 +397,12 @@ class RunnerModelLoader:
             raise ModelNotFoundError(f"{tag} is a {contract.task} model, not a text one")
         described = self._load_in_runner(tag)
         version = str(stored.info.labels.get(VERSION_LABEL, stored.tag.version or ""))
-        cache = (
-            PredictionCache[np.ndarray](settings.cache_size, settings.cache_ttl_s)
-            if settings.cache
-            else None
-        )
-        on_cache = self._on_cache
-        scorer = TextScorer(
+        scorer = TextScorer.with_cache(
             RunnerClassifier(self._call, described),
             version,
             ForwardPlan(described.forward_max_texts or 0, described.forward_max_tokens or 0),
-            cache,
-            (lambda hits, misses: on_cache(version, hits, misses)) if on_cache else None,
+            settings,
+            self._on_cache,
         )
         scorer.backend = BackendRecord(**described.backend)
         scorer.warmup = WarmupRecord(
