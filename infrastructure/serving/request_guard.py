@@ -98,9 +98,12 @@ class RequestGuardMiddleware:
         prediction_endpoints: frozenset[str] = frozenset(),
         authorize: Authorizer | None = None,
         body_timeout_s: float = 10.0,
+        max_in_flight: int = 0,
     ) -> None:
         self.app = app
         self.body_timeout_s = body_timeout_s
+        self.max_in_flight = max_in_flight
+        self._in_flight = 0
         self.authorize = authorize
         self.endpoints = endpoints
         self.max_body_bytes = max_body_bytes
@@ -163,7 +166,20 @@ class RequestGuardMiddleware:
                 return
             await send(message)
 
+        self._in_flight += 1
         try:
+            if self.max_in_flight and self._in_flight > self.max_in_flight:
+                # Refused before the body is read or anything is parsed: the cheapest
+                # answer the worker can give when more requests arrive than it can serve.
+                status = 429
+                await self._refuse(
+                    send,
+                    429,
+                    f"overloaded: {self.max_in_flight} requests are in flight in this worker "
+                    "(MAX_CONCURRENCY); retry later",
+                    retry_after=True,
+                )
+                return
             if self.authorize is not None:
                 refused, why, key = self.authorize(endpoint, scope)
                 if refused != 200:
@@ -222,6 +238,7 @@ class RequestGuardMiddleware:
 
             await self.app(scope, replay, observed_send)
         finally:
+            self._in_flight -= 1
             self.observe(endpoint, status, time.perf_counter() - started, variant)
 
     @staticmethod
@@ -272,7 +289,9 @@ class RequestGuardMiddleware:
             self._openapi_bytes = json.dumps(self.openapi()).encode()
         return self._openapi_bytes
 
-    async def _refuse(self, send: Send, status: int, message: str, close: bool = False) -> None:
+    async def _refuse(
+        self, send: Send, status: int, message: str, close: bool = False, retry_after: bool = False
+    ) -> None:
         payload = json.dumps({"error": message}).encode()
         if self.error_body is not None:
             payload = self.error_body(status, payload)
@@ -284,6 +303,8 @@ class RequestGuardMiddleware:
             headers.append((b"www-authenticate", b'Bearer realm="bento-mlops"'))
         if close:
             headers.append((b"connection", b"close"))
+        if retry_after:
+            headers.append((b"retry-after", RETRY_AFTER_S))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 

@@ -142,15 +142,10 @@ def service_config(
     config: dict[str, Any] = {
         "name": name,
         "workers": settings.workers,
-        # BentoML adds its timeout and concurrency middlewares only for keys that are set.
-        "traffic": {
-            key: value
-            for key, value in (
-                ("timeout", settings.timeout_s),
-                ("max_concurrency", settings.max_concurrency),
-            )
-            if value
-        },
+        # BentoML adds its timeout middleware only when the key is set. Its concurrency
+        # limit is not used: it sits outside the request guard, so its 429s had no
+        # Retry-After (seen under overload); the guard enforces MAX_CONCURRENCY itself.
+        "traffic": {"timeout": settings.timeout_s} if settings.timeout_s else {},
         "logging": {"access": {"enabled": settings.access_log}},
         "metrics": {"enabled": settings.request_metrics},
     }
@@ -177,6 +172,7 @@ def guard_middleware(
             "endpoints": frozenset(endpoints),
             "max_body_bytes": settings.max_body_bytes,
             "body_timeout_s": settings.body_timeout_s,
+            "max_in_flight": settings.max_concurrency,
             "observe": state.observe_request,
             "limit_setting": f"{settings.model_config.get('env_prefix', '')}MAX_BODY_BYTES",
             "unavailable": state.unavailable,

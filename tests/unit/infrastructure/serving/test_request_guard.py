@@ -196,3 +196,47 @@ def test_a_body_trickled_past_the_timeout_gets_408_and_the_app_never_runs() -> N
     assert sent[0]["status"] == 408 and (b"connection", b"close") in sent[0]["headers"]
     assert "not received within 0.2 s" in json.loads(sent[1]["body"])["error"]
     assert observed[0][:2] == ("classify", 408)
+
+
+def test_requests_beyond_the_in_flight_limit_get_429_with_retry_after_at_once() -> None:
+    release = asyncio.Event()
+
+    async def slow_app(scope: Any, receive: Any, send: Any) -> None:
+        await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"[]"})
+
+    guard = RequestGuardMiddleware(
+        slow_app,
+        endpoints=frozenset({"classify"}),
+        max_body_bytes=1000,
+        observe=lambda *event: None,
+        error_body=error_body,
+        max_in_flight=2,
+    )
+
+    async def one() -> list[Message]:
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "path": "/classify", "headers": [], "method": "POST"}
+        await guard(scope, receive, send)
+        return sent
+
+    async def scenario() -> list[list[Message]]:
+        held = [asyncio.create_task(one()) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        refused = await asyncio.wait_for(one(), 1.0)  # answered while the two are held
+        release.set()
+        return [refused, *await asyncio.gather(*held)]
+
+    refused, first, second = asyncio.run(scenario())
+    assert refused[0]["status"] == 429 and (b"retry-after", b"1") in refused[0]["headers"]
+    assert "MAX_CONCURRENCY" in json.loads(refused[1]["body"])["error"]
+    assert first[0]["status"] == second[0]["status"] == 200
+    assert guard._in_flight == 0
