@@ -3,19 +3,28 @@
 Batches hand their records to a bounded buffer and return at once; one thread per worker
 writes the buffer every ``flush_s`` in one transaction. When the buffer is full, the new
 records are dropped and counted (``on_dropped``): a request is never slowed or failed by
-logging. What a crash can lose is what had not been written yet: at most ``flush_s`` of
-records (or the buffer's capacity). Counters (predictions per class, errors, cache) are
-summed in memory and written with the records.
+logging. Counters (predictions per class, errors, cache) are summed in memory and written
+with the records.
+
+With a ``spool`` folder, each batch's records are also appended to this worker's spool file
+(one ``write`` to a file opened with ``O_APPEND``: the kernel has them even if the process
+is killed the next instant) until the log has them. A worker that starts imports the spool
+files of workers that died (``kill -9``, OOM) into the log, so a crash loses no record that
+was handed over; only counter increments of the last ``flush_s`` can be lost.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import random
 import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
 
 from domain.monitoring.prediction_log import LogKey, PredictionRecord
 from domain.ports import PredictionLog
@@ -33,6 +42,7 @@ class PredictionRecorder:
         retention_s: float | None = None,
         on_dropped: Callable[[int], None] | None = None,
         on_written: Callable[[int], None] | None = None,
+        spool: Path | None = None,
     ) -> None:
         if not 0.0 <= sample <= 1.0:
             raise ValueError(f"sample must be within [0, 1], got {sample}")
@@ -54,8 +64,14 @@ class PredictionRecorder:
         self._pruned_at = 0.0
         self.dropped = 0
         self._thread: threading.Thread | None = None
+        self._spool = spool
+        self._spool_fd: int | None = None
+        self._spooled = 0  # spool files rotated so far
 
     def start(self) -> None:
+        if self._spool is not None:
+            self.recover()
+            self._open_spool()
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
             self._thread.start()
@@ -68,6 +84,8 @@ class PredictionRecorder:
         with self._lock:
             room = self._capacity - len(self._records)
             kept = records if len(records) <= room else records[: max(room, 0)]
+            if kept and self._spool_fd is not None:
+                os.write(self._spool_fd, "".join(_line(r) for r in kept).encode())
             self._records.extend(kept)
             dropped = len(records) - len(kept)
             self.dropped += dropped
@@ -94,6 +112,13 @@ class PredictionRecorder:
         if self._thread is not None:
             self._thread.join(timeout_s)
         self._write_once()
+        with self._lock:
+            if self._spool_fd is not None:
+                os.close(self._spool_fd)
+                self._spool_fd = None
+                current = self._spool_file(os.getpid())
+                if current.exists() and current.stat().st_size == 0:
+                    current.unlink()
 
     def _run(self) -> None:
         while not self._stopping:
@@ -107,9 +132,12 @@ class PredictionRecorder:
             counts, self._counts = self._counts, defaultdict(Counter)
             self._generation += 1
             generation = self._generation
+            flushing = self._rotate_spool() if records else None
         try:
             if records:
                 self.log.append(records)
+                if flushing is not None:
+                    flushing.unlink(missing_ok=True)
             if counts:
                 self.log.add_counts({key: dict(named) for key, named in counts.items()})
             if records and self._on_written is not None:
@@ -126,6 +154,48 @@ class PredictionRecorder:
                 self._done = max(self._done, generation)
                 self._written.notify_all()
 
+    # -- spool ------------------------------------------------------------------------
+    def _spool_file(self, pid: int) -> Path:
+        assert self._spool is not None
+        return self._spool / f"{pid}.jsonl"
+
+    def _open_spool(self) -> None:
+        assert self._spool is not None
+        self._spool.mkdir(parents=True, exist_ok=True)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+        self._spool_fd = os.open(self._spool_file(os.getpid()), flags, 0o640)
+
+    def _rotate_spool(self) -> Path | None:
+        """Under the lock: the spool file of the records being written moves aside (removed
+        once the log has them), and a fresh one takes the next batches."""
+        if self._spool_fd is None or self._spool is None:
+            return None
+        os.close(self._spool_fd)
+        self._spooled += 1
+        flushing = self._spool / f"{os.getpid()}.{self._spooled}.flushing"
+        self._spool_file(os.getpid()).replace(flushing)
+        self._open_spool()
+        return flushing
+
+    def recover(self) -> int:
+        """Imports the spool files of dead workers into the log; returns the records."""
+        if self._spool is None or not self._spool.exists():
+            return 0
+        recovered = 0
+        for path in sorted(self._spool.iterdir()):
+            pid = int(path.name.split(".", 1)[0]) if path.name[0].isdigit() else 0
+            if pid == os.getpid() or (pid and _alive(pid)):
+                continue
+            lines = [line for line in path.read_text().splitlines() if line.strip()]
+            records = [PredictionRecord(**json.loads(line)) for line in _whole(lines)]
+            if records:
+                self.log.append(records)  # idempotent: a record already written stays as is
+            path.unlink(missing_ok=True)
+            recovered += len(records)
+        if recovered:
+            logger.info("prediction log: recovered %d records from dead workers", recovered)
+        return recovered
+
     def _prune(self) -> None:
         now = time.time()
         # Hourly: every worker prunes, and a delete of nothing is cheap.
@@ -135,3 +205,29 @@ class PredictionRecorder:
         removed = self.log.prune(now - self._retention_s)
         if removed:
             logger.info("prediction log: pruned %d records older than retention", removed)
+
+
+def _line(record: PredictionRecord) -> str:
+    return json.dumps(asdict(record)) + "\n"
+
+
+def _whole(lines: list[str]) -> list[str]:
+    """Lines that parse: a worker killed mid-write can leave its last line cut short."""
+    whole = []
+    for line in lines:
+        try:
+            json.loads(line)
+        except ValueError:
+            continue
+        whole.append(line)
+    return whole
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -106,6 +106,7 @@ class ServingRuntime:
             retention_s=settings.prediction_log_retention_days * 86_400,
             on_dropped=self.metrics.log_dropped,
             on_written=self.metrics.log_written,
+            spool=MlopsSettings().home / "prediction-spool" / settings.model_name,
         )
         self.recorder.start()
         self.audit = JsonlAuditLog(MlopsSettings().home / "audit.jsonl")

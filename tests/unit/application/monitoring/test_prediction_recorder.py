@@ -3,6 +3,9 @@ counted, never blocking), counters summed in memory, sampling, flush on demand."
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -73,3 +76,42 @@ def test_a_broken_store_drops_the_batch_and_keeps_serving(tmp_path: Path) -> Non
     recorder.submit(_records(5))
     recorder.flush()
     assert dropped == [5]
+
+
+def _killed_writer(spool: str, database: str) -> None:
+    """A worker that hands records over and is killed before its writer runs."""
+    recorder = PredictionRecorder(
+        SqlitePredictionLog(Path(database)), flush_s=3600, spool=Path(spool)
+    )
+    recorder.start()
+    for batch in range(10):
+        recorder.submit(_records(5, start=batch * 5))
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_records_of_a_killed_worker_are_recovered_from_its_spool(tmp_path: Path) -> None:
+    spool, database = tmp_path / "spool", tmp_path / "p.db"
+    child = multiprocessing.get_context("spawn").Process(
+        target=_killed_writer, args=(str(spool), str(database))
+    )
+    child.start()
+    child.join(60)
+    assert child.exitcode == -signal.SIGKILL
+    log = SqlitePredictionLog(database)
+    assert log.between("m", 0, 1000) == [], "nothing reached the log before the kill"
+    # A cut-short last line, as a kill in the middle of a write leaves.
+    with (spool / f"{child.pid}.jsonl").open("a") as stream:
+        stream.write('{"request_id": "r99", "at"')
+
+    restarted = PredictionRecorder(log, spool=spool)
+    restarted.start()
+    try:
+        assert len(log.between("m", 0, 1000)) == 50, "every record handed over is in the log"
+        assert not (spool / f"{child.pid}.jsonl").exists()
+        restarted.submit(_records(2, start=100))
+        assert restarted.flush()
+        assert len(log.between("m", 0, 1000)) == 52
+        assert [p.name for p in spool.iterdir()] == [f"{os.getpid()}.jsonl"]
+    finally:
+        restarted.close()
+    assert list(spool.iterdir()) == [], "a clean stop leaves no spool behind"
