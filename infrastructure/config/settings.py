@@ -124,6 +124,9 @@ class ServingSettings(BaseSettings):
     )
     drift_window: int = Field(default=500, ge=10, description="recent rows compared")
     drift_every: int = Field(default=50, ge=1, description="rows between drift updates")
+    drift_min_interval_s: float = Field(
+        default=1.0, ge=0.0, description="at most one drift update per this many seconds"
+    )
     drift_large_window: int = Field(default=1000, ge=2)
     drift_p_value: float = Field(default=0.05, gt=0.0, lt=1.0)
     drift_wasserstein: float = Field(default=0.1, gt=0.0)

@@ -187,6 +187,7 @@ class ServingRuntime:
             drift_every=settings.drift_every,
             feedback_window=settings.feedback_window,
             background=self._drift_executor.submit,
+            drift_min_interval_s=settings.drift_min_interval_s,
         )
 
     def _swapped(self, variant: VariantName, model: LoadedModel | None) -> None:

@@ -234,3 +234,26 @@ def test_a_window_of_only_missing_values_is_not_scored_for_drift(
 
     assert drift.features == [], "nothing arrived to compare"
     assert {m.feature: m.rate for m in drift.missing} == {"x": 1.0, "colour": 1.0}
+
+
+def test_drift_is_refreshed_at_most_once_per_interval(
+    recorder: PredictionRecorder,
+) -> None:
+    queued: list[Callable[[], object]] = []
+    monitor = ServingMonitor(
+        LogKey("m", "champion", "1"),
+        ReferenceProfile(rows=10, numeric={}, categorical={}, class_prior={"a": 0.5, "b": 0.5}),
+        ["a", "b"],
+        RecordingMetrics(),
+        DriftConfig(),
+        recorder,
+        drift_values,
+        drift_every=10,
+        background=queued.append,
+        drift_min_interval_s=3600,
+    )
+    for _ in range(5):
+        observe_rows(monitor, [(0.0, "red")] * 10)
+        while queued:
+            queued.pop()()
+    assert monitor._refreshed_at > 0 and monitor._rows_since_drift == 40, "one refresh, then none"
