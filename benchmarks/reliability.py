@@ -248,7 +248,7 @@ def chaos(base: str, args: argparse.Namespace, server_pid: int) -> dict[str, Any
 
 def soak(base: str, args: argparse.Namespace, server_pid: int) -> dict[str, Any]:
     capacity = _capacity(base, args.capacity_requests)
-    rate = capacity * 0.8
+    rate = capacity * args.load_share
     start = time.perf_counter()
     rss: list[tuple[float, float]] = []
     warmup = min(60.0, args.seconds / 5)
@@ -293,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("mode", choices=("overload", "chaos", "soak"))
     parser.add_argument("--seconds", type=float, help="load duration (default per mode)")
     parser.add_argument("--capacity-requests", type=int, default=3000)
+    parser.add_argument(
+        "--load-share", type=float, default=0.8, help="soak: share of the measured capacity"
+    )
     parser.add_argument("--home", type=Path, help="MLOPS_HOME (default: $MLOPS_HOME or ./.mlops)")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
