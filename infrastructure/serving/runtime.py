@@ -99,17 +99,18 @@ class ServingRuntime:
         self.pool = ModelPool()
         self.split = TrafficSplit(settings.challenger_weight)
         self.metrics = PrometheusServiceMetrics(settings.model_name)
+        home = MlopsSettings().home
         self.recorder = PredictionRecorder(
-            open_prediction_log(settings.prediction_log_url, MlopsSettings().home),
+            open_prediction_log(settings.prediction_log_url, home),
             capacity=settings.prediction_log_capacity,
             sample=settings.prediction_log_sample,
             retention_s=settings.prediction_log_retention_days * 86_400,
             on_dropped=self.metrics.log_dropped,
             on_written=self.metrics.log_written,
-            spool=MlopsSettings().home / "prediction-spool" / settings.model_name,
+            spool=home / "prediction-spool" / settings.model_name,
         )
         self.recorder.start()
-        self.audit = JsonlAuditLog(MlopsSettings().home / "audit.jsonl")
+        self.audit = JsonlAuditLog(home / "audit.jsonl")
         self.monitors = VariantMonitors(self._new_monitor, self.recorder)
         # One thread scores at a time (the model's own kernels use the cores); the shadow has
         # its own so a slow shadow never queues in front of live batches.
