@@ -100,7 +100,7 @@ class ServingSettings(BaseSettings):
         default=1000, ge=1, description="a request queued longer for its batch gets 503"
     )
     max_concurrency: int = Field(
-        default=256, ge=0, description="in-flight requests per service; 429 above (0: no limit)"
+        default=256, ge=0, description="in-flight requests per worker; 429 above (0: no limit)"
     )
     timeout_s: int = Field(
         default=30, ge=0, description="504 for a request still running after it (0: none)"
