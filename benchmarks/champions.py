@@ -27,6 +27,9 @@ def use_stores(home: Path) -> dict[str, str]:
         "BENTOML_HOME": str(home / "bentoml"),
         "BENTOML_DO_NOT_TRACK": "True",
         "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
+        # mlflow.set_registry_uri() exports this; inherited from a caller that used another
+        # store (a test session), it made MlflowClient read a registry other than ``home``'s.
+        "MLFLOW_REGISTRY_URI": f"sqlite:///{home / 'mlflow.db'}",
         "PYTHONPATH": os.pathsep.join(
             part for part in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if part
         ),
@@ -55,7 +58,8 @@ def champion_tag(model: str, home: Path) -> tuple[str, str]:
 
     from infrastructure.store.bento_model_store import BentoModelStore
 
-    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     version = str(client.get_model_version_by_alias(model, "champion").version)
     tag = BentoModelStore().find_tag(model, version)
     if tag is None:

@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from domain.security.api_keys import Role
+from infrastructure.security.json_key_store import JsonKeyStore
 from tests.e2e.test_text_bento_serve import _wait_ready
 from tests.support.datasets import write_mixed_csv
 from tests.support.server import bentoml_server
@@ -29,7 +31,15 @@ TEXT_SERVICE = "infrastructure.serving.entrypoints.text:TextClassifier"
 EXAMPLES = os.environ.get("MLOPS_SCHEMATHESIS_EXAMPLES", "40")
 
 
-def _schemathesis(url: str, workdir: Path) -> subprocess.CompletedProcess[str]:
+def _admin_key(folder: Path) -> tuple[Path, str]:
+    """A key file with one admin key, so the admin operations are exercised too (and
+    schemathesis checks that they refuse requests without it)."""
+    keys = folder / "api_keys.json"
+    _, token = JsonKeyStore(keys).create("schemathesis", Role.ADMIN)
+    return keys, token
+
+
+def _schemathesis(url: str, workdir: Path, token: str) -> subprocess.CompletedProcess[str]:
     executable = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
     assert executable, "schemathesis is in the dev extra"
     return subprocess.run(
@@ -46,6 +56,8 @@ def _schemathesis(url: str, workdir: Path) -> subprocess.CompletedProcess[str]:
             "--generation-database",
             "none",
             "--no-color",
+            "--header",
+            f"Authorization: Bearer {token}",
         ],
         cwd=workdir,
         capture_output=True,
@@ -55,10 +67,10 @@ def _schemathesis(url: str, workdir: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _assert_contract_kept(url: str, tmp_path: Path, log: Path) -> None:
+def _assert_contract_kept(url: str, tmp_path: Path, log: Path, token: str) -> None:
     document = httpx.get(f"{url}/docs.json", timeout=10).json()
     assert document["openapi"].startswith("3.1")
-    run = _schemathesis(url, tmp_path)
+    run = _schemathesis(url, tmp_path, token)
     output = run.stdout + run.stderr
     assert run.returncode == 0, output
     assert " passed" in output and "failed" not in output, output
@@ -76,16 +88,21 @@ def test_tabular_service_with_categories_and_gaps_keeps_its_openapi_contract(
         dataset={"source": str(tmp_path / "customers.csv"), "target": "churn"},
         gate={"metric": "accuracy", "threshold": 0.7},
     )
-    env = {"MLOPS_SERVE_MODEL_NAME": "contract-churn"}
+    keys, token = _admin_key(tmp_path)
+    env = {"MLOPS_SERVE_MODEL_NAME": "contract-churn", "MLOPS_SERVE_API_KEYS_FILE": str(keys)}
     log = tmp_path / "serve.log"
     with bentoml_server(TABULAR_SERVICE, env, log) as url:
         _wait_ready(url)
-        _assert_contract_kept(url, tmp_path, log)
+        _assert_contract_kept(url, tmp_path, log, token)
 
 
 def test_text_service_keeps_its_openapi_contract(tmp_path: Path, text_champion: str) -> None:
-    env = {"MLOPS_TEXT_SERVE_MODEL_NAME": text_champion}
+    keys, token = _admin_key(tmp_path)
+    env = {
+        "MLOPS_TEXT_SERVE_MODEL_NAME": text_champion,
+        "MLOPS_TEXT_SERVE_API_KEYS_FILE": str(keys),
+    }
     log = tmp_path / "serve.log"
     with bentoml_server(TEXT_SERVICE, env, log) as url:
         _wait_ready(url)
-        _assert_contract_kept(url, tmp_path, log)
+        _assert_contract_kept(url, tmp_path, log, token)

@@ -44,7 +44,14 @@ def container(home: Path) -> Container:
 @pytest.fixture(scope="module")
 def client(container: Container) -> Iterator[TestClient]:
     # No watcher: each test moves the aliases and asks for a reload itself.
-    service = tabular_service(model_name=MODEL, reload_interval_s=0, challenger_alias="challenger")
+    # A generous latency bound: these tests are about swaps, and on a loaded 2-core CI
+    # machine a reload's load and collection can outlast the default 1 s (a 503 by design).
+    service = tabular_service(
+        model_name=MODEL,
+        reload_interval_s=0,
+        challenger_alias="challenger",
+        max_latency_ms=30_000,
+    )
     with asgi_client(service) as test_client:
         yield test_client
 
