@@ -54,12 +54,13 @@ def test_feedback_and_stats_are_shared_and_survive_a_killed_worker(tmp_path: Pat
     log = tmp_path / "serve.log"
     with bentoml_server(SERVICE, env, log) as url:
         _wait_ready(url)
-        with ThreadPoolExecutor(max_workers=16) as pool:
-            answers = list(pool.map(lambda i: _predict(url, i), range(200)))
-        deadline = time.monotonic() + 30
+        # /readyz answers once one worker is ready; the other may still be loading (503).
+        deadline = time.monotonic() + 60
         while len(_workers(url)) < 2:
             assert time.monotonic() < deadline, "two workers never both served"
             time.sleep(0.2)
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            answers = list(pool.map(lambda i: _predict(url, i), range(200)))
 
         half = answers[:100]
         with ThreadPoolExecutor(max_workers=16) as pool:
