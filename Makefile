@@ -35,7 +35,7 @@ TEXT_PORT ?= 3001
 LOAD_USERS ?= 32
 LOAD_TIME ?= 30s
 
-.PHONY: help install system-deps monitor-local monitor-up monitor-down overload chaos soak format lint test clean checkgpu verify-lock train validate promote rollback canary models demo champion text-champion build build-text serve serve-tabular serve-text bench bench-tabular bench-text bench-overhead load load-text
+.PHONY: help install system-deps monitor-local monitor-up monitor-down overload chaos soak format lint test clean checkgpu verify-lock train validate promote rollback canary models demo champion text-champion build build-text serve serve-tabular serve-text bench bench-tabular bench-text bench-overhead bench-score load load-text
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -148,6 +148,9 @@ bench-text: install ## Text service vs its raw model, an unbatched server, batch
 
 bench-overhead: install ## Serving cost per request without a GPU: zero-cost and synthetic-GPU models vs bare uvicorn, one run per knob
 	$(PY) -m benchmarks.serving_overhead
+
+bench-score: install ## mlops score vs the raw model's batched rate, tabular (500k CSV rows) and text (4k sentences)
+	$(PY) -m benchmarks.batch_scoring
 
 load: install ## Locust, headless and bounded (LOAD_USERS, LOAD_TIME), against HOST:PORT
 	$(BIN)/locust -f benchmarks/locustfile.py --headless -u $(LOAD_USERS) -r $(LOAD_USERS) -t $(LOAD_TIME) --host http://$(HOST):$(PORT) --only-summary

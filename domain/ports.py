@@ -17,8 +17,10 @@ from domain.models.contract import ServingContract
 from domain.models.version import ModelVersionInfo
 from domain.monitoring.drift import FeatureDrift, MissingDrift
 from domain.monitoring.prediction_log import LogKey, PredictionRecord
+from domain.serving.batch import Chunk, ValidatedChunk
 from domain.serving.canary import VariantFigures
 from domain.serving.model import LoadedModel
+from domain.serving.prediction import Prediction
 
 
 class Classifier(Protocol):
@@ -331,3 +333,28 @@ class AuditLog(Protocol):
     """Append-only record of state changes: who, what, when, before/after, outcome."""
 
     def append(self, event: Mapping[str, Any]) -> None: ...
+
+
+class ChunkValidator(Protocol):
+    """Turns a chunk's rows into model inputs with the service's own request validation."""
+
+    def validate(self, chunk: Chunk) -> ValidatedChunk: ...
+
+    def annotate(self, predictions: list[Prediction], inputs: list[Any]) -> list[Prediction]:
+        """The answers as the service gives them for these inputs (tabular answers name
+        unknown categories)."""
+        ...
+
+
+class ScoredChunkSink(Protocol):
+    """Where scored chunks go; remembers which are written so an interrupted run resumes."""
+
+    def written(self) -> frozenset[int]:
+        """Indexes of the chunks already written by an earlier, interrupted run."""
+        ...
+
+    def write(
+        self, chunk: Chunk, validated: ValidatedChunk, predictions: Sequence[Prediction]
+    ) -> None:
+        """Writes the chunk's answers and rejects; once this returns the chunk is done."""
+        ...

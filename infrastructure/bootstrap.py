@@ -15,6 +15,7 @@ from shared.errors import ConfigError
 from shared.logging import configure_logging
 
 if TYPE_CHECKING:
+    from application.inference.batch_scoring import ScoringProgress
     from application.monitoring.monitor_report import MonitorReport, ReportThresholds
     from application.registry.canary import CanaryOutcome
     from application.training.jobs import TabularJobConfig, TextJobConfig
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from domain.ports import AuditLog, PredictionLog
     from domain.serving.canary import CanaryConfig
     from infrastructure.audit.jsonl_audit_log import JsonlAuditLog
+    from infrastructure.batch.file_scoring import ScoringRequest, ScoringResult
     from infrastructure.ml.dataset_loader import PandasDatasetLoader
     from infrastructure.ml.sklearn_trainer import SklearnTabularTrainer
     from infrastructure.ml.text.trainer import TransformersTextTrainer
@@ -116,6 +118,17 @@ class Container:
             SystemClock(),
             config,
         )
+
+    def score_file(
+        self,
+        request: ScoringRequest,
+        on_start: Callable[[str, int], None] | None = None,
+        on_progress: Callable[[ScoringProgress], None] | None = None,
+    ) -> ScoringResult:
+        """A file scored offline by a stored version (``mlops score``)."""
+        from infrastructure.batch.file_scoring import score_file
+
+        return score_file(request, on_start, on_progress)
 
     def prediction_log(self, url: str = "") -> PredictionLog:
         """The services' shared log: ``url`` as PREDICTION_LOG_URL, empty = MLOPS_HOME's."""

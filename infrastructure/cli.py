@@ -414,6 +414,89 @@ def models(model: Annotated[str, typer.Argument(help="registered model name")]) 
     console.print(table)
 
 
+@app.command()
+def score(
+    model: Annotated[str, typer.Argument(help="registered model name")],
+    source: Annotated[
+        Path, typer.Argument(metavar="INPUT", help=".csv, .tsv, .jsonl or .parquet file")
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="scored file (.csv, .tsv, .jsonl, .parquet)")
+    ],
+    alias: Annotated[str, typer.Option(help="score with the version this alias names")] = (
+        "champion"
+    ),
+    version: Annotated[
+        str | None, typer.Option(help="score with this registered version instead")
+    ] = None,
+    chunk_rows: Annotated[
+        int | None, typer.Option(min=1, help="rows per chunk (default 10,000; text 1,024)")
+    ] = None,
+    text_column: Annotated[str, typer.Option(help="text models: the column to score")] = "text",
+    restart: Annotated[
+        bool, typer.Option(help="discard the parts of an interrupted run instead of resuming")
+    ] = False,
+) -> None:
+    """Score a whole file offline with the service's validation and answer fields.
+
+    Rows that fail validation go to OUTPUT's rejects file (`<name>.rejects.<ext>`) with the
+    field and the problem; the rest are scored. Interrupted, the same command resumes."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from infrastructure.batch.file_scoring import ScoringRequest
+
+    request = ScoringRequest(
+        model, source, output, alias, version, chunk_rows, text_column, restart
+    )
+    with (
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[count]}"),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            console=console,
+        ) as bar,
+        _user_errors(),
+    ):
+        task = bar.add_task("loading the model", total=None, count="", rate="")
+        total = 0
+
+        def started(tag: str, rows: int) -> None:
+            nonlocal total
+            total = rows
+            bar.update(task, description=f"scoring with {tag}", total=rows)
+
+        def advanced(progress: Any) -> None:
+            bar.update(
+                task,
+                completed=progress.rows,
+                count=f"{progress.rows:,}/{total:,} rows",
+                rate=f"{progress.rows_per_second:,.0f} rows/s, {progress.rejected:,} rejected",
+            )
+
+        try:
+            result = _container().score_file(request, started, advanced)
+        except KeyboardInterrupt:
+            console.print(
+                "[yellow]interrupted: the chunks written are kept; run the same command "
+                "again to resume[/yellow]"
+            )
+            raise typer.Exit(130) from None
+    progress = result.progress
+    resumed = (
+        f" ({progress.resumed_rows:,} done by an earlier run)" if progress.resumed_rows else ""
+    )
+    console.print(
+        f"{result.rows:,} rows{resumed}: {result.scored:,} scored -> {result.output}, "
+        f"{result.rejected:,} rejected -> {result.rejects}"
+    )
+    console.print(
+        f"model {result.tag} (version {result.version}); {progress.rows_per_second:,.0f} rows/s "
+        f"over {progress.seconds:.1f} s, {progress.model_seconds:.1f} s of it in the model"
+    )
+
+
 monitor_app = typer.Typer(
     help="Reports and datasets from the services' shared prediction log.",
     no_args_is_help=True,

@@ -20,6 +20,7 @@ import numpy as np
 
 from application.inference.batching import MicroBatcher
 from application.inference.model_pool import ModelPool
+from application.monitoring.serving_monitor import new_request_ids
 from application.monitoring.variant_monitors import VariantMonitors
 from domain.serving.model import LoadedModel
 from domain.serving.prediction import Prediction
@@ -35,7 +36,7 @@ class PredictionService:
         self,
         pool: ModelPool,
         split: TrafficSplit,
-        monitors: VariantMonitors,
+        monitors: VariantMonitors | None,
         executor: Executor,
         shadow_executor: Executor,
         max_batch_size: int,
@@ -127,9 +128,12 @@ class PredictionService:
         latencies_ms: list[float] | None,
         given_ids: Sequence[str] | None,
     ) -> tuple[list[str], list[str]]:
-        """Record the batch with the variant's monitor, one call per endpoint in it."""
+        """Record the batch with the variant's monitor, one call per endpoint in it (without
+        monitors, as for offline scoring, the answers get ids and nothing is recorded)."""
         classes = model.scorer.classes
         labels = [classes[i] for i in probabilities.argmax(axis=1)]
+        if self.monitors is None:
+            return labels, list(given_ids) if given_ids is not None else new_request_ids(len(items))
         monitor = self.monitors.monitor_for(variant, model)
         inputs = [value for _, value, _ in items]
         numeric, categorical = model.scorer.drift_values(inputs)
@@ -164,7 +168,7 @@ class PredictionService:
 
     def _send_to_shadow(self, items: list[Item], live: list[str], ids: list[str]) -> None:
         shadow = self.pool.get(SHADOW)
-        if shadow is None:
+        if shadow is None or self.monitors is None:
             return
         with self._shadow_lock:
             if self._shadow_pending + len(items) > self._shadow_max_pending:
@@ -172,10 +176,13 @@ class PredictionService:
                 return
             self._shadow_pending += len(items)
         submitted = time.monotonic()
-        self._shadow_executor.submit(self._score_shadow, shadow, items, live, ids, submitted)
+        self._shadow_executor.submit(
+            self._score_shadow, self.monitors, shadow, items, live, ids, submitted
+        )
 
     def _score_shadow(
         self,
+        monitors: VariantMonitors,
         shadow: LoadedModel,
         items: list[Item],
         live: list[str],
@@ -184,17 +191,17 @@ class PredictionService:
     ) -> None:
         try:
             if time.monotonic() - submitted > self._shadow_timeout_s:
-                self.monitors.record_shadow(0, 0, dropped=len(items))
+                monitors.record_shadow(0, 0, dropped=len(items))
                 return
             shadow_items = [("shadow", value, queued) for _, value, queued in items]
             probabilities = shadow.scorer.predict_proba([value for _, value, _ in items])
             rows = _probability_rows(shadow.scorer.classes, probabilities)
             labels, _ = self._observe(SHADOW, shadow, shadow_items, rows, probabilities, None, ids)
             agreed = sum(a == b for a, b in zip(labels, live, strict=True))
-            self.monitors.record_shadow(len(items), agreed)
+            monitors.record_shadow(len(items), agreed)
         except Exception:  # a broken shadow must never reach live traffic
             logger.exception("shadow %s failed on a batch of %d", shadow.tag, len(items))
-            self.monitors.record_shadow(0, 0, failed=len(items))
+            monitors.record_shadow(0, 0, failed=len(items))
         finally:
             with self._shadow_lock:
                 self._shadow_pending -= len(items)

@@ -48,9 +48,11 @@ Row = tuple[Any, ...]
 
 @dataclass(frozen=True)
 class TabularRequestTypes:
-    """``rows`` types ``classify``'s body field; ``predict_body`` is ``predict``'s whole body."""
+    """``rows`` types ``classify``'s body field (a list of ``row``); ``predict_body`` is
+    ``predict``'s whole body."""
 
     rows: Any
+    row: Any
     instance: type[BaseModel]
     predict_body: type[RootModel[Any]]
     field_names: tuple[str, ...]
@@ -95,7 +97,7 @@ def build_request_types(schema: FeatureSchema, max_rows: int) -> TabularRequestT
         """One instance of named features, or {"instances": [...]}."""
 
     return TabularRequestTypes(
-        rows=rows, instance=instance, predict_body=PredictRequest, field_names=field_names
+        rows=rows, row=row, instance=instance, predict_body=PredictRequest, field_names=field_names
     )
 
 

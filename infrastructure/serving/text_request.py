@@ -59,9 +59,11 @@ class NotBlankInSchema:
 
 @dataclass(frozen=True)
 class TextRequestTypes:
-    """``texts`` types ``classify``'s body field; ``predict_body`` is ``predict``'s whole body."""
+    """``texts`` types ``classify``'s body field (a list of ``text``); ``predict_body`` is
+    ``predict``'s whole body."""
 
     texts: Any
+    text: Any
     predict_body: type[TextsBody]
 
 
@@ -98,4 +100,4 @@ def build_text_request_types(max_chars: int, max_texts: int) -> TextRequestTypes
 
         root: body
 
-    return TextRequestTypes(texts=many_texts, predict_body=PredictRequest)
+    return TextRequestTypes(texts=many_texts, text=one_text, predict_body=PredictRequest)

@@ -1,0 +1,101 @@
+"""The service's request validation applied to a chunk of a file, row by row.
+
+The types are the very ones the services build for a request (a tabular ``row``, one
+``text``); a chunk is validated as one list, so the common case costs one call, and the
+errors pydantic reports per list position become that row's reject reason (field and
+problem). Rows are never dropped silently: each is either an input or a reject.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+from pydantic import TypeAdapter, ValidationError
+
+from domain.data.schema import FeatureKind, FeatureSchema
+from domain.serving.batch import Chunk, Rejected, ValidatedChunk
+from domain.serving.model import LoadedModel
+from domain.serving.prediction import Prediction, TabularPrediction
+from infrastructure.batch.table_files import column_values
+from infrastructure.serving.loaders import TabularScorer
+from infrastructure.serving.tabular_request import build_request_types
+from infrastructure.serving.text_request import build_text_request_types
+
+
+class TabularChunkValidator:
+    answer = TabularPrediction
+
+    def __init__(self, schema: FeatureSchema, model: LoadedModel) -> None:
+        self._names = schema.names
+        # Columns a text file (CSV) must turn into numbers before validation.
+        self.numeric = [s.name for s in schema.features if s.kind is FeatureKind.NUMERIC]
+        row: Any = build_request_types(schema, max_rows=1).row
+        self._rows: TypeAdapter[list[Any]] = TypeAdapter(list[row])
+        scorer = model.scorer
+        self._scorer = scorer if isinstance(scorer, TabularScorer) else None
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self._names)
+
+    def validate(self, chunk: Chunk) -> ValidatedChunk:
+        frame: pd.DataFrame = chunk.data.typed
+        raw = list(zip(*(column_values(frame, name) for name in self._names), strict=True))
+        return _validate(
+            self._rows, raw, lambda loc: self._names[loc[1]] if len(loc) > 1 else "row"
+        )
+
+    def annotate(self, predictions: list[Prediction], inputs: list[Any]) -> list[Prediction]:
+        """As the service answers: each answer names the categories its version never saw."""
+        scorer = self._scorer
+        return [
+            TabularPrediction.model_construct(
+                **dict(p), unknown_categories=scorer.unknown_categories(row) if scorer else {}
+            )
+            for p, row in zip(predictions, inputs, strict=True)
+        ]
+
+
+class TextChunkValidator:
+    answer = Prediction
+
+    def __init__(self, column: str, max_chars: int) -> None:
+        self._column = column
+        text: Any = build_text_request_types(max_chars, max_texts=1).text
+        self._texts: TypeAdapter[list[Any]] = TypeAdapter(list[text])
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (self._column,)
+
+    def validate(self, chunk: Chunk) -> ValidatedChunk:
+        raw = column_values(chunk.data.typed, self._column)
+        return _validate(self._texts, raw, lambda loc: self._column)
+
+    def annotate(self, predictions: list[Prediction], inputs: list[Any]) -> list[Prediction]:
+        return predictions
+
+
+def _validate(adapter: TypeAdapter[list[Any]], raw: Sequence[Any], field_of: Any) -> ValidatedChunk:
+    try:
+        return ValidatedChunk(list(range(len(raw))), adapter.validate_python(raw), [])
+    except ValidationError as error:
+        problems: defaultdict[int, list[str]] = defaultdict(list)
+        for detail in error.errors(include_url=False):
+            loc = detail["loc"]
+            problems[int(loc[0])].append(f"{field_of(loc)}: {_message(detail)}")
+    positions = [i for i in range(len(raw)) if i not in problems]
+    # The good rows again on their own: the values validation makes of them (converted,
+    # normalized) are what the model sees.
+    inputs = adapter.validate_python([raw[i] for i in positions]) if positions else []
+    rejected = [Rejected(i, "; ".join(reasons)) for i, reasons in sorted(problems.items())]
+    return ValidatedChunk(positions, inputs, rejected)
+
+
+def _message(detail: Any) -> str:
+    if detail.get("input", ...) is None and detail["type"] in ("string_type", "float_type"):
+        return "missing (empty); this field needs a value"
+    return str(detail["msg"])

@@ -1,0 +1,357 @@
+"""Tables on disk for offline scoring: CSV, TSV, JSON lines and Parquet, read in chunks and
+written chunk by chunk so that an interrupted run resumes.
+
+CSV and TSV carry no types: every field is read as text, an empty field is a missing value
+(only the empty field: "NA" or "null" may be a real category or text), and the columns the
+model takes as numbers are converted; a field that is not a number stays text so the
+service's validation rejects the row naming it. JSON lines and Parquet keep their own types
+(a number sent as a string is refused, as by the service); a key missing from a JSON line
+is a missing value.
+
+Each scored chunk is written into ``OUTPUT.parts/`` as a folder renamed into place once its
+files are complete, next to a manifest naming the input file (size and modification time),
+the model and the chunk size: the same command finds the chunks already done and skips
+them; a different input, model or chunk size is refused rather than mixed in. When every
+chunk is written the parts are joined into the output and the rejects file, and removed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from domain.serving.batch import Chunk, ValidatedChunk
+from domain.serving.prediction import Prediction
+from shared.errors import ConfigError
+
+MANIFEST = "manifest.json"
+ROW_COLUMN = "row"
+ERROR_COLUMN = "error"
+# Answer fields renamed in the output so that a dataset's own "label" column stays as it is.
+RENAMED = {"label": "predicted_label", "label_id": "predicted_label_id"}
+PROBABILITY_PREFIX = "probability_"
+
+
+class TableFormat(StrEnum):
+    CSV = "csv"
+    TSV = "tsv"
+    JSONL = "jsonl"
+    PARQUET = "parquet"
+
+    @classmethod
+    def of(cls, path: Path, option: str) -> TableFormat:
+        suffix = path.suffix.lower().lstrip(".")
+        suffix = {"ndjson": "jsonl", "pq": "parquet"}.get(suffix, suffix)
+        try:
+            return cls(suffix)
+        except ValueError:
+            raise ConfigError(
+                f"{option}: {path.name}: use a .csv, .tsv, .jsonl or .parquet file"
+            ) from None
+
+
+def table_columns(path: Path, fmt: TableFormat) -> list[str]:
+    """The input's columns (for JSON lines, the keys of the first line)."""
+    if fmt is TableFormat.PARQUET:
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    if fmt is TableFormat.JSONL:
+        with path.open("rb") as handle:
+            for line in handle:
+                if line.strip():
+                    first = json.loads(line)
+                    if not isinstance(first, dict):
+                        raise ConfigError(f"INPUT: {path.name}: each line must be a JSON object")
+                    return list(first)
+        return []
+    return list(pd.read_csv(path, sep=_separator(fmt), nrows=0).columns)
+
+
+def count_rows(path: Path, fmt: TableFormat) -> int:
+    """Data rows, for the progress bar (a CSV field with a line break counts twice)."""
+    if fmt is TableFormat.PARQUET:
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    lines = 0
+    last = b"\n"
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 22):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    lines += last != b"\n"
+    return max(0, lines - (fmt in (TableFormat.CSV, TableFormat.TSV)))
+
+
+def read_chunks(
+    path: Path, fmt: TableFormat, chunk_rows: int, numeric: Sequence[str]
+) -> Iterator[Chunk]:
+    """The input in chunks of ``chunk_rows`` rows, each's data :class:`TableRows`."""
+    frames: Iterator[pd.DataFrame]
+    if fmt is TableFormat.PARQUET:
+        import pyarrow.parquet as pq
+
+        frames = (
+            batch.to_pandas() for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows)
+        )
+    elif fmt is TableFormat.JSONL:
+        frames = iter(pd.read_json(path, lines=True, chunksize=chunk_rows, dtype=False))
+    else:
+        frames = (
+            frame
+            for frame in pd.read_csv(
+                path,
+                sep=_separator(fmt),
+                dtype=str,
+                keep_default_na=False,
+                na_values=[""],
+                chunksize=chunk_rows,
+            )
+        )
+    first_row = 0
+    text = fmt in (TableFormat.CSV, TableFormat.TSV)
+    for index, frame in enumerate(frames):
+        yield Chunk(index, first_row, len(frame), _rows(frame, numeric, text))
+        first_row += len(frame)
+
+
+@dataclass(frozen=True)
+class TableRows:
+    """A chunk's rows as the file has them (written back to the output and the rejects)
+    and as validation reads them (CSV numbers converted)."""
+
+    original: pd.DataFrame
+    typed: pd.DataFrame
+
+
+def _rows(frame: pd.DataFrame, numeric: Sequence[str], text: bool) -> TableRows:
+    frame = frame.reset_index(drop=True)
+    return TableRows(frame, _numbers_from_text(frame.copy(), numeric) if text else frame)
+
+
+def _separator(fmt: TableFormat) -> str:
+    return "\t" if fmt is TableFormat.TSV else ","
+
+
+def _numbers_from_text(frame: pd.DataFrame, numeric: Sequence[str]) -> pd.DataFrame:
+    for name in numeric:
+        if name not in frame:
+            continue
+        text = frame[name]
+        numbers = pd.to_numeric(text, errors="coerce")
+        not_numbers = numbers.isna() & text.notna()
+        if not_numbers.any():
+            # Kept as text: validation refuses the row and names the field.
+            frame[name] = numbers.astype(object).where(~not_numbers, text)
+        else:
+            frame[name] = numbers
+    return frame
+
+
+def column_values(frame: pd.DataFrame, name: str) -> list[Any]:
+    """A column as Python values, a missing value as None (what JSON's null validates to)."""
+    column = frame[name]
+    if column.dtype == object:
+        values: list[Any] = column.tolist()
+        return [None if _missing(v) else v for v in values]
+    mask = column.isna().to_numpy()
+    values = column.astype(object).tolist()
+    if mask.any():
+        return [None if m else v for v, m in zip(values, mask, strict=True)]
+    return values
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """What an interrupted run must share with this one for its parts to be reused."""
+
+    input: str
+    input_size: int
+    input_mtime_ns: int
+    model_tag: str
+    chunk_rows: int
+    output_format: str
+
+    @classmethod
+    def of(cls, source: Path, model_tag: str, chunk_rows: int, fmt: TableFormat) -> RunIdentity:
+        stat = source.stat()
+        return cls(
+            str(source.resolve()), stat.st_size, stat.st_mtime_ns, model_tag, chunk_rows, fmt
+        )
+
+
+class ChunkFileSink:
+    """Scored chunks as parts under ``OUTPUT.parts/``, joined into ``output`` and
+    ``rejects`` by :meth:`finish`."""
+
+    def __init__(
+        self,
+        output: Path,
+        rejects: Path,
+        fmt: TableFormat,
+        identity: RunIdentity,
+        input_columns: Sequence[str],
+        answer_columns: Sequence[str],
+        restart: bool = False,
+    ) -> None:
+        clashing = sorted(set(input_columns) & {ROW_COLUMN, ERROR_COLUMN, *answer_columns})
+        if clashing:
+            raise ConfigError(
+                f"INPUT has columns the output adds ({', '.join(clashing)}): rename them"
+            )
+        # Every part gets the same columns in the same order, so the parts join into one
+        # table whatever a chunk held (a chunk of rejects only still has the answer columns).
+        self._scored_columns = [*input_columns, ROW_COLUMN, *answer_columns]
+        self._rejected_columns = [ROW_COLUMN, ERROR_COLUMN, *input_columns]
+        self.output = output
+        self.rejects = rejects
+        self._fmt = fmt
+        self._parts = output.with_name(output.name + ".parts")
+        if restart and self._parts.exists():
+            shutil.rmtree(self._parts)
+        manifest = self._parts / MANIFEST
+        wanted = vars(identity)
+        if manifest.exists():
+            found = json.loads(manifest.read_text())
+            if found != wanted:
+                different = sorted(k for k in wanted if found.get(k) != wanted[k])
+                raise ConfigError(
+                    f"{self._parts} holds the parts of another run (different "
+                    f"{', '.join(different)}): pass --restart to discard them"
+                )
+        else:
+            self._parts.mkdir(parents=True, exist_ok=True)
+            _write_atomically(manifest, json.dumps(wanted, indent=2).encode())
+
+    def written(self) -> frozenset[int]:
+        return frozenset(
+            int(p.name.removeprefix("chunk-"))
+            for p in self._parts.glob("chunk-*")
+            if p.is_dir() and p.name.removeprefix("chunk-").isdigit()
+        )
+
+    def write(
+        self, chunk: Chunk, validated: ValidatedChunk, predictions: Sequence[Prediction]
+    ) -> None:
+        frame: pd.DataFrame = chunk.data.original
+        scored = frame.iloc[validated.positions].reset_index(drop=True)
+        scored[ROW_COLUMN] = [chunk.first_row + p for p in validated.positions]
+        for column, values in answer_columns(predictions).items():
+            scored[column] = values
+        scored = scored.reindex(columns=self._scored_columns)
+        positions = [r.position for r in validated.rejected]
+        rejected = frame.iloc[positions].reset_index(drop=True)
+        rejected[ROW_COLUMN] = [chunk.first_row + p for p in positions]
+        rejected[ERROR_COLUMN] = [r.reason for r in validated.rejected]
+        rejected = rejected.reindex(columns=self._rejected_columns)
+
+        staging = self._parts / f"tmp-{chunk.index:06d}"
+        if staging.exists():
+            shutil.rmtree(staging)  # left by a run killed while writing this chunk
+        staging.mkdir()
+        self._write_frame(scored, staging / f"scored.{self._fmt}")
+        self._write_frame(rejected, staging / f"rejects.{self._fmt}")
+        staging.replace(self._parts / f"chunk-{chunk.index:06d}")
+
+    def finish(self) -> tuple[int, int]:
+        """Joins the parts into the output and the rejects file; returns their row counts."""
+        chunks = sorted(self._parts.glob("chunk-*"))
+        counts = (
+            self._join([c / f"scored.{self._fmt}" for c in chunks], self.output),
+            self._join([c / f"rejects.{self._fmt}" for c in chunks], self.rejects),
+        )
+        shutil.rmtree(self._parts)
+        return counts
+
+    def _write_frame(self, frame: pd.DataFrame, path: Path) -> None:
+        if self._fmt is TableFormat.PARQUET:
+            frame.to_parquet(path, index=False)
+        elif self._fmt is TableFormat.JSONL:
+            path.write_text(frame.to_json(orient="records", lines=True) if len(frame) else "")
+        else:
+            frame.to_csv(path, index=False, sep=_separator(self._fmt))
+
+    def _join(self, parts: list[Path], target: Path) -> int:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        rows = 0
+        if self._fmt is TableFormat.PARQUET:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            # A chunk with no rows of a kind still has every column, typed by pandas'
+            # default: only parts with rows say what a column holds. A column empty in
+            # one chunk has the null type there; permissive promotion gives one schema.
+            metadata = [pq.ParquetFile(p).metadata for p in parts]
+            schemas = [
+                pq.read_schema(p) for p, m in zip(parts, metadata, strict=True) if m.num_rows
+            ]
+            if not schemas:
+                schemas = [pq.read_schema(p) for p in parts[:1]] or [pa.schema([])]
+            schema = pa.unify_schemas(schemas, promote_options="permissive")
+            with pq.ParquetWriter(partial, schema) as writer:
+                for part in parts:
+                    table = pq.read_table(part)
+                    rows += table.num_rows
+                    if table.num_rows:
+                        writer.write_table(table.cast(schema))
+        else:
+            with partial.open("wb") as out:
+                for number, part in enumerate(parts):
+                    with part.open("rb") as handle:
+                        if self._fmt is not TableFormat.JSONL:
+                            header = handle.readline()
+                            if number == 0:
+                                out.write(header)
+                        for line in handle:
+                            out.write(line)
+                            rows += 1
+        partial.replace(target)
+        return rows
+
+
+def answer_columns(predictions: Sequence[Prediction]) -> dict[str, list[Any]]:
+    """The answers as columns: each field of the service's answer, the probabilities one
+    column per class, other mappings (unknown categories) as JSON text."""
+    if not predictions:
+        return {}
+    columns: dict[str, list[Any]] = {}
+    for field in type(predictions[0]).model_fields:
+        values = [getattr(p, field) for p in predictions]
+        if field == "probabilities":
+            for name in values[0]:
+                columns[PROBABILITY_PREFIX + name] = [v[name] for v in values]
+        elif isinstance(values[0], dict):
+            columns[field] = [json.dumps(v, sort_keys=True) for v in values]
+        else:
+            columns[RENAMED.get(field, field)] = values
+    return columns
+
+
+def answer_column_names(answer: type[Prediction], classes: Sequence[str]) -> list[str]:
+    """The columns :func:`answer_columns` makes of ``answer``'s fields, in order."""
+    names: list[str] = []
+    for field in answer.model_fields:
+        if field == "probabilities":
+            names.extend(PROBABILITY_PREFIX + c for c in classes)
+        else:
+            names.append(RENAMED.get(field, field))
+    return names
+
+
+def _write_atomically(path: Path, payload: bytes) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(payload)
+    partial.replace(path)

@@ -1,0 +1,138 @@
+"""Reading chunks of each format and writing scored chunks that join into one table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from domain.serving.batch import Chunk, Rejected, ValidatedChunk
+from domain.serving.prediction import Prediction
+from infrastructure.batch.table_files import (
+    ChunkFileSink,
+    RunIdentity,
+    TableFormat,
+    TableRows,
+    answer_column_names,
+    column_values,
+    count_rows,
+    read_chunks,
+    table_columns,
+)
+from shared.errors import ConfigError
+
+
+def _rows(columns: dict[str, list[str]]) -> TableRows:
+    frame = pd.DataFrame(columns)
+    return TableRows(frame, frame)
+
+
+def _prediction(label: str = "a") -> Prediction:
+    return Prediction(
+        request_id="0" * 32,
+        label=label,
+        label_id=0 if label == "a" else 1,
+        probability=0.9,
+        probabilities={"a": 0.9 if label == "a" else 0.1, "b": 0.1 if label == "a" else 0.9},
+        model_version="3",
+        variant="champion",
+    )
+
+
+def test_csv_fields_are_text_numbers_are_converted_and_only_empty_is_missing(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("x,kind\n1.5,NA\n,null\nabc,\n2,b\n")
+    assert table_columns(source, TableFormat.CSV) == ["x", "kind"]
+    assert count_rows(source, TableFormat.CSV) == 4
+    chunks = list(read_chunks(source, TableFormat.CSV, 3, numeric=["x"]))
+    assert [(c.index, c.first_row, c.size) for c in chunks] == [(0, 0, 3), (1, 3, 1)]
+    assert column_values(chunks[0].data.typed, "x") == [1.5, None, "abc"]
+    assert column_values(chunks[0].data.typed, "kind") == ["NA", "null", None]
+    assert column_values(chunks[1].data.typed, "x") == [2.0]
+    assert column_values(chunks[0].data.original, "x") == ["1.5", None, "abc"]  # as written
+
+
+def test_jsonl_and_parquet_keep_their_types(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"x": 1, "t": "a"}\n{"x": "2", "t": null}\n{"t": "c"}\n')
+    (chunk,) = read_chunks(source, TableFormat.JSONL, 10, numeric=["x"])
+    assert column_values(chunk.data.typed, "x") == [1, "2", None]
+    assert count_rows(source, TableFormat.JSONL) == 3
+    parquet = tmp_path / "in.parquet"
+    pd.DataFrame({"x": [1.0, None], "t": ["a", None]}).to_parquet(parquet)
+    (chunk,) = read_chunks(parquet, TableFormat.PARQUET, 10, numeric=["x"])
+    assert column_values(chunk.data.typed, "x") == [1.0, None]
+    assert count_rows(parquet, TableFormat.PARQUET) == 2
+
+
+def _sink(tmp_path: Path, fmt: TableFormat, chunk_rows: int = 2, **kwargs: bool) -> ChunkFileSink:
+    source = tmp_path / "in.csv"
+    if not source.exists():
+        source.write_text("id,x\n1,a\n2,b\n3,c\n")
+    output = tmp_path / f"out.{fmt}"
+    identity = RunIdentity.of(source, "m:1", chunk_rows, fmt)
+    columns = answer_column_names(Prediction, ["a", "b"])
+    return ChunkFileSink(
+        output, tmp_path / f"out.rejects.{fmt}", fmt, identity, ["id", "x"], columns, **kwargs
+    )
+
+
+@pytest.mark.parametrize("fmt", list(TableFormat))
+def test_parts_join_into_one_table_even_when_a_chunk_is_all_rejects(
+    tmp_path: Path, fmt: TableFormat
+) -> None:
+    sink = _sink(tmp_path, fmt)
+    first = Chunk(0, 0, 2, _rows({"id": ["1", "2"], "x": ["a", "b"]}))
+    second = Chunk(1, 2, 1, _rows({"id": ["3"], "x": ["c"]}))
+    sink.write(second, ValidatedChunk([], [], [Rejected(0, "x: bad")]), [])
+    sink.write(first, ValidatedChunk([0, 1], ["a", "b"], []), [_prediction("a"), _prediction("b")])
+    assert sink.written() == {0, 1}
+    assert sink.finish() == (2, 1)
+    read: Any = {
+        TableFormat.CSV: lambda p: pd.read_csv(p, dtype=str),
+        TableFormat.TSV: lambda p: pd.read_csv(p, sep="\t", dtype=str),
+        TableFormat.JSONL: lambda p: pd.read_json(p, lines=True, dtype=False),
+        TableFormat.PARQUET: pd.read_parquet,
+    }[fmt]
+    scored = read(tmp_path / f"out.{fmt}")
+    assert list(scored.columns[:3]) == ["id", "x", "row"]
+    assert [str(v) for v in scored["predicted_label"]] == ["a", "b"]
+    assert [float(v) for v in scored["probability_b"]] == [0.1, 0.9]
+    rejects = read(tmp_path / f"out.rejects.{fmt}")
+    assert [str(v) for v in rejects["error"]] == ["x: bad"] and [
+        int(v) for v in rejects["row"]
+    ] == [2]
+    assert not (tmp_path / f"out.{fmt}.parts").exists()
+
+
+def test_parts_of_another_run_are_refused_unless_restarted(tmp_path: Path) -> None:
+    sink = _sink(tmp_path, TableFormat.CSV)
+    chunk = Chunk(0, 0, 1, _rows({"id": ["1"], "x": ["a"]}))
+    sink.write(chunk, ValidatedChunk([0], ["a"], []), [_prediction()])
+    assert _sink(tmp_path, TableFormat.CSV).written() == {0}  # the same run resumes
+    with pytest.raises(ConfigError, match=r"chunk_rows.*--restart"):
+        _sink(tmp_path, TableFormat.CSV, chunk_rows=5)
+    assert _sink(tmp_path, TableFormat.CSV, chunk_rows=5, restart=True).written() == set()
+    manifest = json.loads((tmp_path / "out.csv.parts" / "manifest.json").read_text())
+    assert manifest["chunk_rows"] == 5
+
+
+def test_input_columns_that_the_output_adds_are_refused(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("predicted_label,x\n")
+    identity = RunIdentity.of(source, "m:1", 2, TableFormat.CSV)
+    columns = answer_column_names(Prediction, ["a"])
+    with pytest.raises(ConfigError, match="predicted_label"):
+        ChunkFileSink(
+            tmp_path / "o.csv",
+            tmp_path / "r.csv",
+            TableFormat.CSV,
+            identity,
+            ["predicted_label"],
+            columns,
+        )
