@@ -20,7 +20,7 @@ from domain.monitoring.prediction_log import LogKey, PredictionRecord
 from domain.serving.batch import Chunk, ValidatedChunk
 from domain.serving.canary import VariantFigures
 from domain.serving.model import LoadedModel
-from domain.serving.prediction import Prediction
+from domain.serving.prediction import ScoredBatch
 
 
 class Classifier(Protocol):
@@ -340,9 +340,9 @@ class ChunkValidator(Protocol):
 
     def validate(self, chunk: Chunk) -> ValidatedChunk: ...
 
-    def annotate(self, predictions: list[Prediction], inputs: list[Any]) -> list[Prediction]:
-        """The answers as the service gives them for these inputs (tabular answers name
-        unknown categories)."""
+    def answer_extras(self, inputs: Sequence[Any]) -> dict[str, list[Any]]:
+        """Fields the service's answer adds for these inputs beyond :class:`ScoredBatch`'s
+        (tabular answers name unknown categories), as columns."""
         ...
 
 
@@ -354,7 +354,12 @@ class ScoredChunkSink(Protocol):
         ...
 
     def write(
-        self, chunk: Chunk, validated: ValidatedChunk, predictions: Sequence[Prediction]
+        self,
+        chunk: Chunk,
+        validated: ValidatedChunk,
+        scored: ScoredBatch | None,
+        extras: Mapping[str, Sequence[Any]],
     ) -> None:
-        """Writes the chunk's answers and rejects; once this returns the chunk is done."""
+        """Writes the chunk's answers (None: every row was rejected) and rejects; once
+        this returns the chunk is done."""
         ...

@@ -16,12 +16,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from application.inference.serve_predictions import PredictionService
 from domain.ports import ChunkValidator, ScoredChunkSink
 from domain.serving.batch import Chunk, ValidatedChunk
-from domain.serving.prediction import Prediction
+from domain.serving.prediction import ScoredBatch
 from domain.serving.variants import VariantName
 
 BATCH_ENDPOINT = "batch"
@@ -67,10 +67,11 @@ def score_chunks(
                 progress.resumed_rows += chunk.size
             else:
                 model_began = time.perf_counter()
-                answers = _score(predictions, validator, validated, variant, answered_as)
+                scored = _score(predictions, validated, variant, answered_as)
                 progress.model_seconds += time.perf_counter() - model_began
-                sink.write(chunk, validated, answers)
-                progress.scored += len(answers)
+                extras = validator.answer_extras(validated.inputs) if scored else {}
+                sink.write(chunk, validated, scored, extras)
+                progress.scored += len(validated.inputs)
                 progress.rejected += len(validated.rejected)
             progress.seconds = time.perf_counter() - began
             if on_progress is not None:
@@ -80,17 +81,16 @@ def score_chunks(
 
 def _score(
     predictions: PredictionService,
-    validator: ChunkValidator,
     validated: ValidatedChunk,
     variant: VariantName,
     answered_as: str | None,
-) -> list[Prediction]:
+) -> ScoredBatch | None:
     if not validated.inputs:
-        return []
-    answers = predictions.score(BATCH_ENDPOINT, validated.inputs, variant)
-    if answered_as is not None and answered_as != variant:
-        answers = [a.model_copy(update={"variant": answered_as}) for a in answers]
-    return validator.annotate(answers, validated.inputs)
+        return None
+    scored = predictions.score_batch(BATCH_ENDPOINT, validated.inputs, variant)
+    if answered_as is not None and answered_as != scored.variant:
+        scored = replace(scored, variant=answered_as)
+    return scored
 
 
 def _read_ahead(

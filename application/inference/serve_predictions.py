@@ -23,7 +23,7 @@ from application.inference.model_pool import ModelPool
 from application.monitoring.serving_monitor import new_request_ids
 from application.monitoring.variant_monitors import VariantMonitors
 from domain.serving.model import LoadedModel
-from domain.serving.prediction import Prediction
+from domain.serving.prediction import Prediction, ScoredBatch
 from domain.serving.variants import CHALLENGER, CHAMPION, SHADOW, TrafficSplit, VariantName
 
 logger = logging.getLogger(__name__)
@@ -82,25 +82,26 @@ class PredictionService:
     def score(
         self, endpoint: str, inputs: Sequence[Any], variant: VariantName = CHAMPION
     ) -> list[Prediction]:
-        """The same path without the event loop: batch jobs call this with their chunks."""
+        """The same path without the event loop, one answer object per input."""
         queued = time.monotonic()
         return self._run(variant, [(endpoint, value, queued) for value in inputs])
+
+    def score_batch(
+        self, endpoint: str, inputs: Sequence[Any], variant: VariantName = CHAMPION
+    ) -> ScoredBatch:
+        """The same path, answers as columns: offline scoring of files, where an object
+        per row cost more than the model (profiled on a tabular model)."""
+        queued = time.monotonic()
+        batch, _ = self._score(variant, [(endpoint, value, queued) for value in inputs], False)
+        return batch
 
     def queued(self, variant: VariantName) -> int:
         batcher = self._batchers.get(variant)
         return batcher.waiting if batcher else 0
 
     def _run(self, variant: VariantName, items: list[Item]) -> list[Prediction]:
-        model = self.pool.get(variant)
-        if model is None:  # the challenger was removed while this batch waited
-            variant, model = CHAMPION, self.pool.champion()
-        inputs = [value for _, value, _ in items]
-        probabilities = model.scorer.predict_proba(inputs)
-        done = time.monotonic()
-        latencies = [(done - queued) * 1000.0 for _, _, queued in items]
-        rows = _probability_rows(model.scorer.classes, probabilities)
-        labels, ids = self._observe(variant, model, items, rows, probabilities, latencies, None)
-        best = probabilities.argmax(axis=1)
+        batch, rows = self._score(variant, items, True)
+        assert rows is not None
         # model_construct: every field is built here from the model's own output, so
         # validating each one again only cost time per row (profiled).
         predictions = [
@@ -110,20 +111,51 @@ class PredictionService:
                 label_id=int(index),
                 probability=row[label],
                 probabilities=row,
-                model_version=model.version,
-                variant=variant,
+                model_version=batch.model_version,
+                variant=batch.variant,
             )
-            for request_id, label, index, row in zip(ids, labels, best, rows, strict=True)
+            for request_id, label, index, row in zip(
+                batch.request_ids, batch.labels, batch.label_ids, rows, strict=True
+            )
         ]
-        self._send_to_shadow(items, labels, ids)
+        self._send_to_shadow(items, batch.labels, batch.request_ids)
         return predictions
+
+    def _score(
+        self, variant: VariantName, items: list[Item], with_rows: bool
+    ) -> tuple[ScoredBatch, list[dict[str, float]] | None]:
+        """Scores and observes a batch; with ``rows`` (or monitors), each answer's
+        class -> probability mapping too."""
+        model = self.pool.get(variant)
+        if model is None:  # the challenger was removed while this batch waited
+            variant, model = CHAMPION, self.pool.champion()
+        inputs = [value for _, value, _ in items]
+        probabilities = model.scorer.predict_proba(inputs)
+        done = time.monotonic()
+        latencies = [(done - queued) * 1000.0 for _, _, queued in items]
+        rows = (
+            _probability_rows(model.scorer.classes, probabilities)
+            if with_rows or self.monitors is not None
+            else None
+        )
+        labels, ids = self._observe(variant, model, items, rows, probabilities, latencies, None)
+        batch = ScoredBatch(
+            variant=variant,
+            model_version=model.version,
+            classes=tuple(model.scorer.classes),
+            request_ids=ids,
+            labels=labels,
+            label_ids=probabilities.argmax(axis=1),
+            probabilities=probabilities,
+        )
+        return batch, rows
 
     def _observe(
         self,
         variant: VariantName,
         model: LoadedModel,
         items: list[Item],
-        rows: list[dict[str, float]],
+        rows: list[dict[str, float]] | None,
         probabilities: np.ndarray,
         latencies_ms: list[float] | None,
         given_ids: Sequence[str] | None,
@@ -134,6 +166,7 @@ class PredictionService:
         labels = [classes[i] for i in probabilities.argmax(axis=1)]
         if self.monitors is None:
             return labels, list(given_ids) if given_ids is not None else new_request_ids(len(items))
+        assert rows is not None, "monitors record each answer's probabilities"
         monitor = self.monitors.monitor_for(variant, model)
         inputs = [value for _, value, _ in items]
         numeric, categorical = model.scorer.drift_values(inputs)

@@ -18,7 +18,6 @@ from pydantic import TypeAdapter, ValidationError
 from domain.data.schema import FeatureKind, FeatureSchema
 from domain.serving.batch import Chunk, Rejected, ValidatedChunk
 from domain.serving.model import LoadedModel
-from domain.serving.prediction import Prediction, TabularPrediction
 from infrastructure.batch.table_files import column_values
 from infrastructure.serving.loaders import TabularScorer
 from infrastructure.serving.tabular_request import build_request_types
@@ -26,7 +25,7 @@ from infrastructure.serving.text_request import build_text_request_types
 
 
 class TabularChunkValidator:
-    answer = TabularPrediction
+    extras = ("unknown_categories",)
 
     def __init__(self, schema: FeatureSchema, model: LoadedModel) -> None:
         self._names = schema.names
@@ -48,19 +47,16 @@ class TabularChunkValidator:
             self._rows, raw, lambda loc: self._names[loc[1]] if len(loc) > 1 else "row"
         )
 
-    def annotate(self, predictions: list[Prediction], inputs: list[Any]) -> list[Prediction]:
+    def answer_extras(self, inputs: Sequence[Any]) -> dict[str, list[Any]]:
         """As the service answers: each answer names the categories its version never saw."""
         scorer = self._scorer
-        return [
-            TabularPrediction.model_construct(
-                **dict(p), unknown_categories=scorer.unknown_categories(row) if scorer else {}
-            )
-            for p, row in zip(predictions, inputs, strict=True)
-        ]
+        if scorer is None or not scorer.has_categories:
+            return {"unknown_categories": [{}] * len(inputs)}
+        return {"unknown_categories": [scorer.unknown_categories(row) for row in inputs]}
 
 
 class TextChunkValidator:
-    answer = Prediction
+    extras: tuple[str, ...] = ()
 
     def __init__(self, column: str, max_chars: int) -> None:
         self._column = column
@@ -75,8 +71,8 @@ class TextChunkValidator:
         raw = column_values(chunk.data.typed, self._column)
         return _validate(self._texts, raw, lambda loc: self._column)
 
-    def annotate(self, predictions: list[Prediction], inputs: list[Any]) -> list[Prediction]:
-        return predictions
+    def answer_extras(self, inputs: Sequence[Any]) -> dict[str, list[Any]]:
+        return {}
 
 
 def _validate(adapter: TypeAdapter[list[Any]], raw: Sequence[Any], field_of: Any) -> ValidatedChunk:

@@ -113,7 +113,7 @@ def score_file(
         out_format,
         RunIdentity.of(request.source, tag, chunk_rows, out_format),
         columns,
-        answer_column_names(validator.answer, model.scorer.classes),
+        answer_column_names(model.scorer.classes, validator.extras),
         restart=request.restart,
     )
     if on_start is not None:

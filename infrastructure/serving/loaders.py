@@ -140,6 +140,10 @@ class TabularScorer:
     def drift_values(self, inputs: Sequence[Row]) -> DriftValues:
         return tabular_drift_values(self._schema, inputs)
 
+    @property
+    def has_categories(self) -> bool:
+        return bool(self._known)
+
     def unknown_categories(self, row: Row) -> dict[str, str]:
         return {
             name: value

@@ -3,7 +3,7 @@ written are skipped; answers are the prediction use case's."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -11,7 +11,7 @@ from application.inference.batch_scoring import ScoringProgress, score_chunks
 from application.inference.model_pool import ModelPool
 from application.inference.serve_predictions import PredictionService
 from domain.serving.batch import Chunk, Rejected, ValidatedChunk
-from domain.serving.prediction import Prediction
+from domain.serving.prediction import ScoredBatch
 from domain.serving.variants import CHAMPION, TrafficSplit
 from tests.fakes.serving import FakeScorer, loaded
 
@@ -25,22 +25,26 @@ class EvenRowsOnly:
         bad = [Rejected(i, "value: odd") for i, v in enumerate(values) if v % 2]
         return ValidatedChunk(good, [values[i] for i in good], bad)
 
-    def annotate(self, predictions: list[Prediction], inputs: list[Any]) -> list[Prediction]:
-        return predictions
+    def answer_extras(self, inputs: Sequence[Any]) -> dict[str, list[Any]]:
+        return {"seen": list(inputs)}
 
 
 class MemorySink:
     def __init__(self, done: frozenset[int] = frozenset()) -> None:
         self.done = done
-        self.chunks: dict[int, tuple[ValidatedChunk, list[Prediction]]] = {}
+        self.chunks: dict[int, tuple[ValidatedChunk, ScoredBatch | None, dict[str, Any]]] = {}
 
     def written(self) -> frozenset[int]:
         return self.done
 
     def write(
-        self, chunk: Chunk, validated: ValidatedChunk, predictions: Sequence[Prediction]
+        self,
+        chunk: Chunk,
+        validated: ValidatedChunk,
+        scored: ScoredBatch | None,
+        extras: Mapping[str, Sequence[Any]],
     ) -> None:
-        self.chunks[chunk.index] = (validated, list(predictions))
+        self.chunks[chunk.index] = (validated, scored, dict(extras))
 
 
 def _chunks() -> list[Chunk]:
@@ -68,10 +72,11 @@ def test_rejects_are_not_scored_and_answers_carry_version_and_variant() -> None:
     assert (progress.rows, progress.scored, progress.rejected) == (12, 6, 6)
     assert seen == [4, 8, 12]
     assert scorer.batches == [2, 2, 2]  # one model call per chunk, rejects left out
-    validated, answers = sink.chunks[1]
+    validated, scored, extras = sink.chunks[1]
     assert validated.positions == [0, 2] and validated.rejected[0].reason == "value: odd"
-    assert {(a.label, a.model_version, a.variant) for a in answers} == {("b", "7", "pinned")}
-    assert len({a.request_id for a in answers}) == 2
+    assert scored is not None and extras == {"seen": [4, 6]}
+    assert (scored.labels, scored.model_version, scored.variant) == (["b", "b"], "7", "pinned")
+    assert len(set(scored.request_ids)) == 2 and scored.probabilities.shape == (2, 2)
 
 
 def test_chunks_already_written_are_skipped_and_counted_as_resumed() -> None:
@@ -80,3 +85,11 @@ def test_chunks_already_written_are_skipped_and_counted_as_resumed() -> None:
     progress = score_chunks(_chunks(), EvenRowsOnly(), _service(scorer), sink, CHAMPION)
     assert (progress.rows, progress.resumed_rows, progress.scored) == (12, 8, 2)
     assert list(sink.chunks) == [2] and scorer.batches == [2]
+
+
+def test_a_chunk_of_rejects_only_is_written_without_answers() -> None:
+    chunks = [Chunk(0, 0, 2, [1, 3])]
+    sink = MemorySink()
+    progress = score_chunks(chunks, EvenRowsOnly(), _service(FakeScorer()), sink, CHAMPION)
+    assert (progress.scored, progress.rejected) == (0, 2)
+    assert sink.chunks[0][1] is None and sink.chunks[0][2] == {}

@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from domain.serving.batch import Chunk, Rejected, ValidatedChunk
-from domain.serving.prediction import Prediction
+from domain.serving.prediction import Prediction, ScoredBatch
 from infrastructure.batch.table_files import (
     ChunkFileSink,
     RunIdentity,
@@ -30,15 +31,16 @@ def _rows(columns: dict[str, list[str]]) -> TableRows:
     return TableRows(frame, frame)
 
 
-def _prediction(label: str = "a") -> Prediction:
-    return Prediction(
-        request_id="0" * 32,
-        label=label,
-        label_id=0 if label == "a" else 1,
-        probability=0.9,
-        probabilities={"a": 0.9 if label == "a" else 0.1, "b": 0.1 if label == "a" else 0.9},
-        model_version="3",
+def _scored(labels: list[str]) -> ScoredBatch:
+    probabilities = np.array([[0.9, 0.1] if label == "a" else [0.1, 0.9] for label in labels])
+    return ScoredBatch(
         variant="champion",
+        model_version="3",
+        classes=("a", "b"),
+        request_ids=["0" * 32] * len(labels),
+        labels=labels,
+        label_ids=probabilities.argmax(axis=1),
+        probabilities=probabilities,
     )
 
 
@@ -76,7 +78,7 @@ def _sink(tmp_path: Path, fmt: TableFormat, chunk_rows: int = 2, **kwargs: bool)
         source.write_text("id,x\n1,a\n2,b\n3,c\n")
     output = tmp_path / f"out.{fmt}"
     identity = RunIdentity.of(source, "m:1", chunk_rows, fmt)
-    columns = answer_column_names(Prediction, ["a", "b"])
+    columns = answer_column_names(["a", "b"], ["unknown_categories"])
     return ChunkFileSink(
         output, tmp_path / f"out.rejects.{fmt}", fmt, identity, ["id", "x"], columns, **kwargs
     )
@@ -89,8 +91,9 @@ def test_parts_join_into_one_table_even_when_a_chunk_is_all_rejects(
     sink = _sink(tmp_path, fmt)
     first = Chunk(0, 0, 2, _rows({"id": ["1", "2"], "x": ["a", "b"]}))
     second = Chunk(1, 2, 1, _rows({"id": ["3"], "x": ["c"]}))
-    sink.write(second, ValidatedChunk([], [], [Rejected(0, "x: bad")]), [])
-    sink.write(first, ValidatedChunk([0, 1], ["a", "b"], []), [_prediction("a"), _prediction("b")])
+    sink.write(second, ValidatedChunk([], [], [Rejected(0, "x: bad")]), None, {})
+    extras = {"unknown_categories": [{}, {"x": "b"}]}
+    sink.write(first, ValidatedChunk([0, 1], ["a", "b"], []), _scored(["a", "b"]), extras)
     assert sink.written() == {0, 1}
     assert sink.finish() == (2, 1)
     read: Any = {
@@ -103,6 +106,8 @@ def test_parts_join_into_one_table_even_when_a_chunk_is_all_rejects(
     assert list(scored.columns[:3]) == ["id", "x", "row"]
     assert [str(v) for v in scored["predicted_label"]] == ["a", "b"]
     assert [float(v) for v in scored["probability_b"]] == [0.1, 0.9]
+    assert [float(v) for v in scored["probability"]] == [0.9, 0.9]
+    assert [json.loads(str(v)) for v in scored["unknown_categories"]] == [{}, {"x": "b"}]
     rejects = read(tmp_path / f"out.rejects.{fmt}")
     assert [str(v) for v in rejects["error"]] == ["x: bad"] and [
         int(v) for v in rejects["row"]
@@ -113,7 +118,7 @@ def test_parts_join_into_one_table_even_when_a_chunk_is_all_rejects(
 def test_parts_of_another_run_are_refused_unless_restarted(tmp_path: Path) -> None:
     sink = _sink(tmp_path, TableFormat.CSV)
     chunk = Chunk(0, 0, 1, _rows({"id": ["1"], "x": ["a"]}))
-    sink.write(chunk, ValidatedChunk([0], ["a"], []), [_prediction()])
+    sink.write(chunk, ValidatedChunk([0], ["a"], []), _scored(["a"]), {})
     assert _sink(tmp_path, TableFormat.CSV).written() == {0}  # the same run resumes
     with pytest.raises(ConfigError, match=r"chunk_rows.*--restart"):
         _sink(tmp_path, TableFormat.CSV, chunk_rows=5)
@@ -126,7 +131,7 @@ def test_input_columns_that_the_output_adds_are_refused(tmp_path: Path) -> None:
     source = tmp_path / "in.csv"
     source.write_text("predicted_label,x\n")
     identity = RunIdentity.of(source, "m:1", 2, TableFormat.CSV)
-    columns = answer_column_names(Prediction, ["a"])
+    columns = answer_column_names(["a"], [])
     with pytest.raises(ConfigError, match="predicted_label"):
         ChunkFileSink(
             tmp_path / "o.csv",
@@ -136,3 +141,11 @@ def test_input_columns_that_the_output_adds_are_refused(tmp_path: Path) -> None:
             ["predicted_label"],
             columns,
         )
+
+
+def test_the_output_columns_are_the_services_answer_fields() -> None:
+    """One contract: a field added to the service's answer must reach the output too."""
+    renamed = {"label": "predicted_label", "label_id": "predicted_label_id"}
+    columns = answer_column_names(["a", "b"], [])
+    expected = [renamed.get(f, f) for f in Prediction.model_fields if f != "probabilities"]
+    assert [c for c in columns if not c.startswith("probability_")] == expected
