@@ -81,7 +81,9 @@ def _pandas_script_rate(tag: str, source: Path, folder: Path) -> float:
     return len(frame) / (time.perf_counter() - began)
 
 
-def measure(kind: str, rows: int, chunk_rows: int | None, folder: Path) -> dict[str, Any]:
+def measure(
+    kind: str, model_name: str, rows: int, chunk_rows: int | None, folder: Path
+) -> dict[str, Any]:
     from infrastructure.batch.file_scoring import (
         DEFAULT_CHUNK_ROWS,
         ScoringRequest,
@@ -91,7 +93,6 @@ def measure(kind: str, rows: int, chunk_rows: int | None, folder: Path) -> dict[
     )
     from infrastructure.batch.table_files import TableFormat, read_chunks
 
-    model_name, _ = KINDS[kind]
     source = _tabular_file(folder, rows) if kind == "tabular" else _text_file(folder, rows)
     chunk = chunk_rows or DEFAULT_CHUNK_ROWS[kind]
     request = ScoringRequest(
@@ -142,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tabular-rows", type=int, default=500_000)
     parser.add_argument("--text-rows", type=int, default=4_096)
     parser.add_argument("--chunk-rows", type=int, help="default: mlops score's own")
+    parser.add_argument(
+        "--text-model", help="a text model already in the store (default: train sst2-sentiment)"
+    )
     parser.add_argument("--home", type=Path, help="MLOPS_HOME (default: $MLOPS_HOME or ./.mlops)")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
@@ -152,9 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-score-") as tmp:
         for kind in args.kinds.split(","):
             model_name, config = KINDS[kind]
-            ensure_champion(model_name, config)
+            if kind == "text" and args.text_model:
+                model_name = args.text_model
+            else:
+                ensure_champion(model_name, config)
             rows = args.tabular_rows if kind == "tabular" else args.text_rows
-            results.append(measure(kind, rows, args.chunk_rows, Path(tmp)))
+            results.append(measure(kind, model_name, rows, args.chunk_rows, Path(tmp)))
     print(
         f"{'kind':<9}{'rows':>9}{'rejected':>10}{'raw rows/s':>13}{'score rows/s':>14}{'ratio':>8}"
     )
