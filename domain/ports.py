@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,6 +20,7 @@ from domain.monitoring.drift import FeatureDrift, MissingDrift
 from domain.monitoring.prediction_log import LogKey, PredictionRecord
 from domain.serving.batch import Chunk, ValidatedChunk
 from domain.serving.canary import VariantFigures
+from domain.serving.jobs import BatchJob
 from domain.serving.model import LoadedModel
 from domain.serving.prediction import ScoredBatch
 
@@ -363,3 +365,51 @@ class ScoredChunkSink(Protocol):
         """Writes the chunk's answers (None: every row was rejected) and rejects; once
         this returns the chunk is done."""
         ...
+
+
+class BatchJobStore(Protocol):
+    """Batch jobs shared by the workers of a service (and its replicas on one host).
+
+    A worker takes a job with a lease and renews it as chunks are written; a job whose
+    lease ran out (its worker died) is taken again by the next worker that asks.
+    """
+
+    def submit(self, job: BatchJob, max_active: int) -> bool:
+        """Adds a queued job, unless ``max_active`` jobs of its model are queued or
+        running (then False)."""
+        ...
+
+    def get(self, job_id: str) -> BatchJob | None: ...
+
+    def claim(self, model_name: str, worker: str, lease_s: float, now: float) -> BatchJob | None:
+        """The oldest queued job of ``model_name``, or a running one whose lease expired,
+        now running under ``worker`` until ``now + lease_s``."""
+        ...
+
+    def update(self, job: BatchJob, worker: str, lease_s: float, now: float) -> bool:
+        """Stores ``job``'s progress and renews the lease; False if ``worker`` no longer
+        holds it (taken over after its lease ran out)."""
+        ...
+
+    def prune(self, before: float) -> list[str]:
+        """Drops finished jobs finished before ``before``; returns their ids."""
+        ...
+
+
+@dataclass(frozen=True)
+class OpenedJob:
+    """A job's file ready to score: its chunks, the validation, where answers go."""
+
+    chunks: Iterable[Chunk]
+    validator: ChunkValidator
+    sink: ScoredChunkSink
+    rows_total: int
+    finish: Callable[[], tuple[int, int]]  # joins the output; (scored, rejected) rows
+
+
+class JobFiles(Protocol):
+    """Where a service keeps its jobs' files (input, parts, output, rejects)."""
+
+    def open(self, job: BatchJob, model: LoadedModel, restart: bool) -> OpenedJob: ...
+
+    def remove(self, job_id: str) -> None: ...

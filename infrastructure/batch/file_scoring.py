@@ -98,14 +98,7 @@ def score_file(
     _, contract = stored_model(tag)
     kind = "text" if contract.feature_schema is None else "tabular"
     model, validator = _load(tag, request)
-    columns = table_columns(request.source, in_format)
-    absent = [c for c in validator.columns if c not in columns]
-    if absent:
-        hint = "--text-column names the text column" if kind == "text" else "the model's features"
-        raise ConfigError(
-            f"INPUT has no column {', '.join(map(repr, absent))} ({hint}: "
-            f"{', '.join(validator.columns)}; the file has: {', '.join(columns)})"
-        )
+    columns = input_columns(request.source, in_format, validator, "INPUT", "--text-column")
     chunk_rows = request.chunk_rows or DEFAULT_CHUNK_ROWS[kind]
     sink = ChunkFileSink(
         request.output,
@@ -128,7 +121,7 @@ def score_file(
             pool, TrafficSplit(0.0), None, unused, unused, max_batch_size=chunk_rows
         )
         progress = score_chunks(
-            read_chunks(request.source, in_format, chunk_rows, _numeric(validator)),
+            read_chunks(request.source, in_format, chunk_rows, numeric_columns(validator)),
             validator,
             predictions,
             sink,
@@ -142,17 +135,47 @@ def score_file(
     )
 
 
-def _load(
-    tag: str, request: ScoringRequest
-) -> tuple[LoadedModel, TabularChunkValidator | TextChunkValidator]:
+Validator = TabularChunkValidator | TextChunkValidator
+
+
+def validator_for(model: LoadedModel, text_column: str, max_text_chars: int) -> Validator:
+    schema = model.contract.feature_schema
+    if schema is not None:
+        return TabularChunkValidator(schema, model)
+    return TextChunkValidator(text_column, max_text_chars)
+
+
+def input_columns(
+    source: Path, fmt: TableFormat, validator: Validator, name: str, text_option: str
+) -> list[str]:
+    """The file's columns, once it is known to hold every column the model reads."""
+    try:
+        columns = table_columns(source, fmt)
+    except (ValueError, UnicodeDecodeError, OSError) as error:
+        raise ConfigError(f"{name}: not a readable {fmt} file ({error})") from None
+    absent = [c for c in validator.columns if c not in columns]
+    if absent:
+        hint = (
+            f"{text_option} names the text column"
+            if isinstance(validator, TextChunkValidator)
+            else "the model's features"
+        )
+        raise ConfigError(
+            f"{name} has no column {', '.join(map(repr, absent))} ({hint}: "
+            f"{', '.join(validator.columns)}; the file has: {', '.join(map(str, columns))})"
+        )
+    return columns
+
+
+def _load(tag: str, request: ScoringRequest) -> tuple[LoadedModel, Validator]:
     _, contract = stored_model(tag)
     if contract.feature_schema is not None:
         model = SklearnModelLoader().load(tag)
-        return model, TabularChunkValidator(contract.feature_schema, model)
-    settings = TextServingSettings()
-    model = TransformersModelLoader(settings).load(tag)
-    return model, TextChunkValidator(request.text_column, settings.max_text_chars)
+    else:
+        model = TransformersModelLoader(TextServingSettings()).load(tag)
+    max_chars = TextServingSettings().max_text_chars
+    return model, validator_for(model, request.text_column, max_chars)
 
 
-def _numeric(validator: TabularChunkValidator | TextChunkValidator) -> list[str]:
+def numeric_columns(validator: Validator) -> list[str]:
     return validator.numeric if isinstance(validator, TabularChunkValidator) else []

@@ -154,6 +154,23 @@ class ServingSettings(BaseSettings):
     prediction_log_retention_days: float = Field(
         default=30.0, gt=0.0, description="records older than this are pruned"
     )
+    jobs_max_bytes: int = Field(
+        default=200 * 2**20, ge=1024, description="largest file a batch job accepts (413 above)"
+    )
+    jobs_max_active: int = Field(
+        default=4, ge=1, description="queued + running batch jobs per model; 429 above"
+    )
+    jobs_lease_s: float = Field(
+        default=30.0,
+        gt=0.0,
+        description="a running job not heard from for this long is taken over by another worker",
+    )
+    jobs_retention_days: float = Field(
+        default=7.0, gt=0.0, description="finished jobs and their files are removed after this"
+    )
+    jobs_chunk_rows: int = Field(
+        default=0, ge=0, description="rows per chunk of a batch job (0: mlops score's default)"
+    )
     challenger_alias: str = Field(
         default="challenger", description="alias the live challenger follows; empty: none"
     )

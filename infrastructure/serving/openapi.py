@@ -51,10 +51,13 @@ ERROR_STATUSES: dict[int, str] = {
     400: "Invalid input: `detail` names each field (`loc`) and the problem (`msg`)",
     401: "No valid API key: send `Authorization: Bearer <key>` (or `X-API-Key`)",
     403: "The API key's role may not call this endpoint (admin endpoints need role admin)",
-    404: "No prediction with this request_id awaits feedback here",
+    404: "Unknown id: no prediction with this request_id awaits feedback here, or no batch "
+    "job with this job_id",
+    409: "The batch job has not completed (still queued or running, or failed: see `error`)",
     408: "The request body did not arrive within the body timeout",
     413: "The request body is over the size limit",
-    415: "The body is not JSON (content-type other than application/json)",
+    415: "The body's content type is not the API's (application/json; multipart/form-data "
+    "with a boundary for jobs/submit)",
     429: "Too many requests in flight (max_concurrency), or the work queued ahead would "
     "outlast max_latency_ms (shed on arrival); retry after `Retry-After` seconds",
     503: "Not ready yet (the first version is loading), or the request waited longer than "
@@ -145,7 +148,11 @@ SECURITY_SCHEMES = {
 }
 
 
-def service_openapi(service: Any, errors: Mapping[str, tuple[int, ...]]) -> dict[str, Any]:
+def service_openapi(
+    service: Any,
+    errors: Mapping[str, tuple[int, ...]],
+    success: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
     """BentoML's document with each API in ``errors`` described by its real models.
 
     ``errors`` maps an API name to the error statuses it can answer with; one that can
@@ -170,9 +177,10 @@ def service_openapi(service: Any, errors: Mapping[str, tuple[int, ...]]) -> dict
             "required": bool(request.get("required")) or "properties" not in request,
             "content": {api.input_spec.mime_type(): {"schema": request}},
         }
+        status = (success or {}).get(api.name, 200)
         operation["responses"] = {
-            "200": {
-                "description": "Successful Response",
+            str(status): {
+                "description": "Accepted" if status == 202 else "Successful Response",
                 "content": {api.output_spec.mime_type(): {"schema": response}},
             },
             **{str(status): error_response_spec(status) for status in sorted(errors[api.name])},

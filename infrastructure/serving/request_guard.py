@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from domain.security.api_keys import ApiKey, Role, authenticate
@@ -99,8 +99,11 @@ class RequestGuardMiddleware:
         authorize: Authorizer | None = None,
         body_timeout_s: float = 10.0,
         max_in_flight: int = 0,
+        upload_endpoints: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
+        # Endpoints taking a multipart file upload, each with its own body limit.
+        self.upload_endpoints = dict(upload_endpoints or {})
         self.body_timeout_s = body_timeout_s
         self.max_in_flight = max_in_flight
         self._in_flight = 0
@@ -198,11 +201,19 @@ class RequestGuardMiddleware:
                     message = self.error_body(503, message)
                 await self._send_json(send, 503, message, retry_after=5)
                 return
-            content_type = self._content_type(scope)
+            upload_limit = self.upload_endpoints.get(endpoint)
+            content_type = (
+                self._content_type(scope) if upload_limit is None else self._not_multipart(scope)
+            )
             if content_type is not None:
                 status = 415
+                expected = (
+                    "application/json"
+                    if upload_limit is None
+                    else "multipart/form-data with a boundary"
+                )
                 message = json.dumps(
-                    {"error": f"content-type: expected application/json, got {content_type}"}
+                    {"error": f"content-type: expected {expected}, got {content_type}"}
                 ).encode()
                 if self.error_body is not None:
                     message = self.error_body(415, message)
@@ -210,7 +221,9 @@ class RequestGuardMiddleware:
                 return
             try:
                 async with asyncio.timeout(self.body_timeout_s):
-                    body = await self._read_body(scope, receive)
+                    body = await self._read_body(
+                        scope, receive, upload_limit or self.max_body_bytes
+                    )
             except TimeoutError:
                 # A client trickling its body would hold the request (and its memory) open
                 # for as long as it likes; it gets a 408 and the connection is closed.
@@ -224,7 +237,7 @@ class RequestGuardMiddleware:
                 return
             if body is None:
                 status = 413
-                await self._payload_too_large(send)
+                await self._payload_too_large(send, upload_limit)
                 return
 
             delivered = False
@@ -258,12 +271,25 @@ class RequestGuardMiddleware:
                 return declared
         return None
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
-        """The whole body, or None once it exceeds the limit (declared or actual size)."""
+    @staticmethod
+    def _not_multipart(scope: Scope) -> str | None:
+        """The declared content type unless it is multipart/form-data with a boundary
+        (BentoML answered a multipart body without one with a 500)."""
+        for name, value in scope.get("headers", []):
+            if name == b"content-type":
+                declared = bytes(value).decode("latin-1")
+                media, _, params = declared.partition(";")
+                if media.strip().lower() == "multipart/form-data" and "boundary=" in params:
+                    return None
+                return declared
+        return "(none)"
+
+    async def _read_body(self, scope: Scope, receive: Receive, limit: int) -> bytes | None:
+        """The whole body, or None once it exceeds ``limit`` (declared or actual size)."""
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
-                    if int(value) > self.max_body_bytes:
+                    if int(value) > limit:
                         return None
                 except ValueError:
                     pass
@@ -275,7 +301,7 @@ class RequestGuardMiddleware:
                 break
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body_bytes:
+            if size > limit:
                 return None
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -308,11 +334,13 @@ class RequestGuardMiddleware:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 
-    async def _payload_too_large(self, send: Send) -> None:
-        message = (
-            f"request body exceeds the {self.max_body_bytes}-byte limit "
-            f"(setting {self.limit_setting})"
+    async def _payload_too_large(self, send: Send, upload_limit: int | None = None) -> None:
+        limit, setting = (
+            (self.max_body_bytes, self.limit_setting)
+            if upload_limit is None
+            else (upload_limit, self.limit_setting.replace("MAX_BODY_BYTES", "JOBS_MAX_BYTES"))
         )
+        message = f"request body exceeds the {limit}-byte limit (setting {setting})"
         payload = json.dumps({"error": message}).encode()
         if self.error_body is not None:
             payload = self.error_body(413, payload)

@@ -8,14 +8,18 @@ import asyncio
 import gc
 import logging
 import os
+import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 from bentoml.exceptions import BentoMLException, InvalidArgument, NotFound, ServiceUnavailable
 from pydantic import BaseModel, ConfigDict, Field
 
+from application.inference.batch_jobs import BatchJobRunner, new_job
 from application.inference.model_pool import ModelPool
 from application.inference.reload import AliasWatcher, Reloader, ReloadReport
 from application.inference.serve_predictions import PredictionService
@@ -24,17 +28,26 @@ from application.monitoring.serving_monitor import FeedbackOutcome, ServingMonit
 from application.monitoring.variant_monitors import ShadowStats, VariantMonitors, VariantStats
 from domain.monitoring.prediction_log import LogKey
 from domain.ports import ModelLoader, ModelSource
+from domain.serving.jobs import BatchJob, JobStatus
 from domain.serving.model import LoadedModel
 from domain.serving.prediction import Prediction
 from domain.serving.variants import CHALLENGER, TrafficSplit, VariantName
 from infrastructure.audit.jsonl_audit_log import JsonlAuditLog
+from infrastructure.batch.job_files import FolderJobFiles
+from infrastructure.batch.sqlite_job_store import SqliteJobStore
 from infrastructure.config.settings import MlopsSettings, ServingSettings
 from infrastructure.monitoring.prediction_logs import open_prediction_log
 from infrastructure.monitoring.prometheus_metrics import (
     PrometheusServiceMetrics,
     PrometheusServingMetrics,
 )
-from shared.errors import InvalidInputError, OverloadedError, ShedError, UnknownPredictionError
+from shared.errors import (
+    ConfigError,
+    InvalidInputError,
+    OverloadedError,
+    ShedError,
+    UnknownPredictionError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +56,16 @@ class TooManyRequests(BentoMLException):
     """Shed on arrival (see ``MicroBatcher``); the guard middleware adds ``Retry-After``."""
 
     error_code = HTTPStatus.TOO_MANY_REQUESTS
+
+
+class JobNotFinished(BentoMLException):
+    """A job's files were asked for before it completed."""
+
+    error_code = HTTPStatus.CONFLICT
+
+
+class UploadTooLarge(BentoMLException):
+    error_code = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
 
 
 VARIANT_HEADER = "x-model-variant"
@@ -139,6 +162,21 @@ class ServingRuntime:
             on_failure=lambda variant, error: self.metrics.reload_failed(variant),
         )
         self.watcher = AliasWatcher(self.reloader, settings.reload_interval_s)
+        self.jobs = SqliteJobStore(home / "jobs" / "jobs.db")
+        self.job_files = FolderJobFiles(
+            home / "jobs" / settings.model_name,
+            int(getattr(settings, "max_text_chars", 0)),  # text services only
+            settings.jobs_chunk_rows,
+        )
+        self.job_runner = BatchJobRunner(
+            settings.model_name,
+            self.jobs,
+            self.job_files,
+            self.predictions,
+            worker=f"{socket.gethostname()}:{os.getpid()}",
+            lease_s=settings.jobs_lease_s,
+            retention_s=settings.jobs_retention_days * 86_400,
+        )
         self.startup_error: str | None = None
         self._started = threading.Event()
         self.metrics.challenger_weight(self.split.challenger_weight)
@@ -165,6 +203,51 @@ class ServingRuntime:
         finally:
             self._started.set()
             self.watcher.start()
+            self.job_runner.start()
+
+    # -- batch jobs -------------------------------------------------------------------
+    async def submit_job(self, upload: Path, name: str, text_column: str) -> BatchJob:
+        """Checks the upload (``name``: the client's file name) and queues it; a worker's
+        job runner scores it."""
+        return await asyncio.to_thread(self._submit_job, upload, name, text_column)
+
+    def _submit_job(self, upload: Path, name: str, text_column: str) -> BatchJob:
+        model = self.pool.get("champion")
+        if model is None:
+            raise ServiceUnavailable("the model is still loading; submit the job again shortly")
+        size = upload.stat().st_size
+        if size > self.settings.jobs_max_bytes:
+            raise UploadTooLarge(
+                f"file: {size} bytes, over the {self.settings.jobs_max_bytes}-byte limit "
+                "(JOBS_MAX_BYTES)"
+            )
+        job = new_job(self.settings.model_name, name, size, text_column, time.time())
+        try:
+            self.job_files.accept(job, upload, model)
+        except ConfigError as error:
+            self.job_files.remove(job.job_id)
+            raise InvalidArgument(str(error)) from None
+        if not self.jobs.submit(job, self.settings.jobs_max_active):
+            self.job_files.remove(job.job_id)
+            raise TooManyRequests(
+                f"{self.settings.jobs_max_active} batch jobs of {self.settings.model_name} are "
+                "queued or running (JOBS_MAX_ACTIVE); retry when one has finished"
+            )
+        return job
+
+    def job(self, job_id: str) -> BatchJob:
+        job = self.jobs.get(job_id)
+        if job is None or job.model_name != self.settings.model_name:
+            raise NotFound(f"job_id: no batch job {job_id!r} here (unknown, or pruned)")
+        return job
+
+    def job_file(self, job_id: str, rejects: bool) -> Path:
+        job = self.job(job_id)
+        if job.status is not JobStatus.COMPLETED:
+            why = f": {job.error}" if job.error else ""
+            raise JobNotFinished(f"job_id: job {job_id} is {job.status.value}{why}")
+        files = self.job_files
+        return files.rejects_path(job) if rejects else files.output_path(job)
 
     @property
     def ready(self) -> bool:

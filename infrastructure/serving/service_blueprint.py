@@ -31,8 +31,16 @@ ENDPOINTS = (
     "stats",
     "admin/reload",
     "admin/traffic",
+    "jobs/submit",
+    "jobs/status",
+    "jobs/result",
+    "jobs/rejects",
 )
 PREDICTION_ENDPOINTS = frozenset({"classify", "predict"})
+# Takes a multipart file upload (every other API takes JSON), with its own size limit.
+UPLOAD_ENDPOINT = "jobs/submit"
+# APIs whose success is not 200 (a job is accepted, not done).
+SUCCESS_STATUS = {"jobs_submit": 202}
 
 Body = TypeVar("Body")
 # A declared content type spares BentoML from generating the return type's JSON schema on
@@ -72,6 +80,10 @@ def endpoint_errors(settings: ServingSettings) -> dict[str, tuple[int, ...]]:
         "stats": COMMON_ERRORS,
         "admin/reload": COMMON_ERRORS,
         "admin/traffic": COMMON_ERRORS,
+        "jobs/submit": (*COMMON_ERRORS, 503),
+        "jobs/status": (*COMMON_ERRORS, 404),
+        "jobs/result": (*COMMON_ERRORS, 404, 409),
+        "jobs/rejects": (*COMMON_ERRORS, 404, 409),
     }
     protected = endpoint_roles(settings)
     # OpenAPI names APIs by function: the admin routes' functions are admin_reload/_traffic.
@@ -131,7 +143,7 @@ class ServiceBlueprint:
             middleware_cls,
             **options,
             error_body=error_body,
-            openapi=lambda: service_openapi(service, errors),
+            openapi=lambda: service_openapi(service, errors, SUCCESS_STATUS),
         )
         return service
 
@@ -177,6 +189,7 @@ def guard_middleware(
             "limit_setting": f"{settings.model_config.get('env_prefix', '')}MAX_BODY_BYTES",
             "unavailable": state.unavailable,
             "prediction_endpoints": PREDICTION_ENDPOINTS,
+            "upload_endpoints": {UPLOAD_ENDPOINT: settings.jobs_max_bytes},
         },
     )
 

@@ -5,15 +5,35 @@ once here; the per-kind classes add what depends on the model (request and label
 Annotations are evaluated eagerly (no ``__future__`` import): BentoML reads them.
 """
 
+import re
+from pathlib import Path
+from typing import Annotated
+
 import bentoml
+from bentoml.validators import ContentType
+from pydantic import Field, StringConstraints
 
 from application.inference.reload import ReloadReport
+from domain.serving.jobs import BatchJob
 from infrastructure.serving.runtime import (
     ServiceStats,
     ServingRuntime,
     TrafficRequest,
     TrafficState,
 )
+
+JobId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+# The scored file comes back in the format it was sent in (CSV, TSV, JSON lines, Parquet).
+JobFile = Annotated[Path, ContentType("application/octet-stream")]
+TextColumn = Annotated[
+    str, Field(min_length=1, max_length=200, description="text models: the column to score")
+]
+
+
+def uploaded_name(path: Path) -> str:
+    """The client's file name: BentoML keeps an upload in a temp file named
+    ``tmp<8 random characters><client's name>`` (tempfile's prefix and suffix)."""
+    return re.sub(r"^tmp[a-z0-9_]{8}", "", path.name) or path.name
 
 
 def caller(ctx: bentoml.Context) -> str:
@@ -45,3 +65,31 @@ class RuntimeApis:
     async def admin_traffic(self, body: TrafficRequest, /, ctx: bentoml.Context) -> TrafficState:
         """Set the challenger's share of live traffic in percent (admin key; audited)."""
         return self.runtime.set_traffic(body, caller(ctx))
+
+    @bentoml.api(route="/jobs/submit")
+    async def jobs_submit(
+        self, file: Path, ctx: bentoml.Context, text_column: TextColumn = "text"
+    ) -> BatchJob:
+        """Queue a file (.csv, .tsv, .jsonl, .parquet; multipart field `file`) for scoring
+        in the background: 202 with the job; poll `jobs/status`, then fetch `jobs/result`
+        and `jobs/rejects`. The file is checked first (format, the columns the model
+        reads): 400 naming the problem."""
+        job = await self.runtime.submit_job(file, uploaded_name(file), text_column)
+        ctx.response.status_code = 202
+        return job
+
+    @bentoml.api(route="/jobs/status")
+    async def jobs_status(self, job_id: JobId) -> BatchJob:
+        """A batch job's status and progress (rows done, scored, rejected)."""
+        return self.runtime.job(job_id)
+
+    @bentoml.api(route="/jobs/result")
+    async def jobs_result(self, job_id: JobId) -> JobFile:
+        """The scored file of a completed job (409 until then)."""
+        return self.runtime.job_file(job_id, rejects=False)
+
+    @bentoml.api(route="/jobs/rejects")
+    async def jobs_rejects(self, job_id: JobId) -> JobFile:
+        """The rows of a completed job that failed validation, with the reason (409 until
+        then)."""
+        return self.runtime.job_file(job_id, rejects=True)
