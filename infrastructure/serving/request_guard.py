@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from domain.security.api_keys import ApiKey, Role, authenticate
@@ -239,6 +239,10 @@ class RequestGuardMiddleware:
                 status = 413
                 await self._payload_too_large(send, upload_limit)
                 return
+            if upload_limit is not None and (problem := await _multipart_problem(scope, body)):
+                status = 400
+                await self._refuse(send, 400, problem)
+                return
 
             delivered = False
 
@@ -360,3 +364,27 @@ class RequestGuardMiddleware:
             headers.append((b"retry-after", str(retry_after).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+
+
+async def _multipart_problem(scope: Scope, body: bytes) -> str | None:
+    """Why a multipart upload cannot be read, or None. BentoML answered a malformed
+    multipart body (a part without headers) with a 500; Starlette's parser, the one it uses,
+    names the problem here first."""
+    from starlette.datastructures import Headers
+    from starlette.formparsers import MultiPartException, MultiPartParser
+
+    async def stream() -> AsyncGenerator[bytes, None]:
+        yield body
+
+    try:
+        form = await MultiPartParser(Headers(scope=scope), stream()).parse()
+    except MultiPartException as error:
+        return f"multipart body: {error.message}"
+    except Exception as error:  # the parser's own errors (bad headers, decoding) are the client's
+        return f"multipart body: not readable ({type(error).__name__})"
+    try:
+        if not hasattr(form.get("file"), "filename"):
+            return "file: the multipart field `file` with the file to score is missing"
+        return None
+    finally:
+        await form.close()

@@ -45,6 +45,8 @@ def _schemathesis(url: str, workdir: Path, token: str) -> subprocess.CompletedPr
     return subprocess.run(
         [
             executable,
+            "--config-file",
+            str(Path(__file__).with_name("schemathesis.toml")),
             "run",
             f"{url}/docs.json",
             "--checks",
