@@ -46,6 +46,7 @@ WORKER = re.compile(r'^mlops_model_info\{[^}]*worker="(\d+)"[^}]*\}\s+1\.0$', re
 MAX_IN_FLIGHT = 4096
 SHED_FAST_MS = 100.0
 DRAIN_LIMIT_S = 30.0
+ANSWERED = (200, 429, 4290)  # anything else (5xx, 0: connection error) failed
 
 
 @dataclass
@@ -123,7 +124,7 @@ def _phase(name: str, rate: float, seconds: float, samples: list[Sample]) -> Pha
     phase.ok, phase.shed = len(ok), len(shed)
     phase.shed_with_retry_after = sum(s.status == 429 for s in samples)
     for s in samples:
-        if s.status not in (200, 429, 4290):
+        if s.status not in ANSWERED:
             phase.failed += 1
             phase.failed_statuses[str(s.status)] = phase.failed_statuses.get(str(s.status), 0) + 1
     if ok:
@@ -259,9 +260,20 @@ def chaos(base: str, args: argparse.Namespace, server_pid: int) -> dict[str, Any
     logged = {r.request_id for r in log.recent(key, len(answered) * 2 + 10_000)}
     lost = len(answered - logged)
     failed_share = phase.failed / max(phase.sent, 1)
+    # Failures by when the request was sent: what the killed worker held fails at the
+    # kill; once a replacement serves (plus a second for the pooled connections to the
+    # dead worker to be dropped), nothing should.
+    settled = killed_at[0] + (replaced[0] if replaced else float("inf")) + 1.0
+    failed = [s for s in samples if s.status not in ANSWERED]
+    # Before the kill: failures that ended before it (requests sent just before it and
+    # held by the killed worker fail at the kill, as they should).
+    failed_before_kill = sum(1 for s in failed if s.sent + s.ms / 1000 < killed_at[0])
+    failed_after_replacement = sum(1 for s in failed if s.sent >= settled)
     checks = {
         "fewer than 1% of requests failed": failed_share < 0.01,
         "a replacement worker served again": replaced_after is not None,
+        "nothing failed once the replacement served": failed_before_kill == 0
+        and failed_after_replacement == 0,
         "every answered prediction is in the log": lost == 0,
     }
     return {
@@ -270,6 +282,8 @@ def chaos(base: str, args: argparse.Namespace, server_pid: int) -> dict[str, Any
         "killed_at_s": round(killed_at[0], 2),
         "replacement_serving_after_s": replaced_after,
         "failed_share": round(failed_share, 4),
+        "failed_before_kill": failed_before_kill,
+        "failed_after_replacement": failed_after_replacement,
         "answered_not_in_log": lost,
         "phases": [asdict(phase)],
         "checks": checks,

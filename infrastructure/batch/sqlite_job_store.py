@@ -8,12 +8,10 @@ same job, and a worker whose lease was taken over learns it at its next update.
 from __future__ import annotations
 
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from domain.serving.jobs import BatchJob, JobStatus
+from infrastructure.storage.sqlite_database import SqliteDatabase
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -28,38 +26,15 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_by_model ON jobs (model, status, submitted_at);
 """
-BUSY_TIMEOUT_MS = 30_000
 ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 
 
 class SqliteJobStore:
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._connection().executescript(SCHEMA)
-
-    def _connection(self) -> sqlite3.Connection:
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
-            )
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            self._local.connection = connection
-        return connection
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        connection = self._connection()
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            yield connection
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
+        self._db = SqliteDatabase(path, SCHEMA)
+        self._connection = self._db.connection
+        self._transaction = self._db.transaction
 
     def submit(self, job: BatchJob, max_active: int) -> bool:
         with self._transaction() as db:

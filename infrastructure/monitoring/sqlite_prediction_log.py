@@ -1,23 +1,20 @@
 """The prediction log in one SQLite file (default: ``$MLOPS_HOME/predictions.db``).
 
-Every worker of every service on the host opens the same file. WAL journaling lets readers
-(feedback, ``stats``, reports) run while a worker writes; a write is durable once its
-transaction commits, so killing a worker (``kill -9``) loses nothing it had written
-(``synchronous=NORMAL`` in WAL mode: only a power loss can take back the last commits).
+Every worker of every service on the host opens the same file (:class:`SqliteDatabase`):
+feedback, ``stats`` and reports read while a worker writes, and killing a worker loses
+nothing it had committed.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from domain.monitoring.prediction_log import CORRECT, LABELLED, LogKey, PredictionRecord
+from infrastructure.storage.sqlite_database import SqliteDatabase
 from shared.errors import UnknownPredictionError
 
 SCHEMA = """
@@ -57,7 +54,6 @@ UPSERT_COUNT = (
     "INSERT INTO counters (model, variant, version, name, value) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (model, variant, version, name) DO UPDATE SET value = value + excluded.value"
 )
-BUSY_TIMEOUT_MS = 30_000
 
 
 def _record(row: tuple[Any, ...]) -> PredictionRecord:
@@ -82,37 +78,9 @@ def _record(row: tuple[Any, ...]) -> PredictionRecord:
 class SqlitePredictionLog:
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # One connection per thread: sqlite3 connections must not be shared across threads
-        # mid-transaction, and each worker has a writer thread next to its event loop.
-        self._local = threading.local()
-        # executescript commits by itself; IF NOT EXISTS makes the workers' race harmless.
-        self._connection().executescript(SCHEMA)
-
-    def _connection(self) -> sqlite3.Connection:
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
-            )
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            self._local.connection = connection
-        return connection
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        connection = self._connection()
-        # IMMEDIATE takes the write lock up front: two workers labelling the same id can
-        # never both read it as unlabelled.
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            yield connection
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
+        self._db = SqliteDatabase(path, SCHEMA)
+        self._connection = self._db.connection
+        self._transaction = self._db.transaction
 
     def append(self, records: Sequence[PredictionRecord]) -> None:
         rows = [
