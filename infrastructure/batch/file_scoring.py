@@ -95,11 +95,9 @@ def score_file(
     if request.output.resolve() == request.source.resolve():
         raise ConfigError("--output: must not be the input file")
     tag = resolve_tag(request)
-    _, contract = stored_model(tag)
-    kind = "text" if contract.feature_schema is None else "tabular"
     model, validator = _load(tag, request)
     columns = input_columns(request.source, in_format, validator, "INPUT", "--text-column")
-    chunk_rows = request.chunk_rows or DEFAULT_CHUNK_ROWS[kind]
+    chunk_rows = request.chunk_rows or default_chunk_rows(model)
     sink = ChunkFileSink(
         request.output,
         request.rejects,
@@ -167,14 +165,18 @@ def input_columns(
     return columns
 
 
+def default_chunk_rows(model: LoadedModel) -> int:
+    return DEFAULT_CHUNK_ROWS["text" if model.contract.feature_schema is None else "tabular"]
+
+
 def _load(tag: str, request: ScoringRequest) -> tuple[LoadedModel, Validator]:
     _, contract = stored_model(tag)
+    settings = TextServingSettings()
     if contract.feature_schema is not None:
         model = SklearnModelLoader().load(tag)
     else:
-        model = TransformersModelLoader(TextServingSettings()).load(tag)
-    max_chars = TextServingSettings().max_text_chars
-    return model, validator_for(model, request.text_column, max_chars)
+        model = TransformersModelLoader(settings).load(tag)
+    return model, validator_for(model, request.text_column, settings.max_text_chars)
 
 
 def numeric_columns(validator: Validator) -> list[str]:

@@ -11,7 +11,7 @@ from domain.ports import OpenedJob
 from domain.serving.jobs import BatchJob
 from domain.serving.model import LoadedModel
 from infrastructure.batch.file_scoring import (
-    DEFAULT_CHUNK_ROWS,
+    default_chunk_rows,
     input_columns,
     numeric_columns,
     validator_for,
@@ -62,8 +62,7 @@ class FolderJobFiles:
         fmt = TableFormat.of(source, "file")
         validator = validator_for(model, job.text_column, self._max_text_chars)
         columns = input_columns(source, fmt, validator, "file", "text_column")
-        kind = "text" if model.contract.feature_schema is None else "tabular"
-        chunk_rows = self._chunk_rows or DEFAULT_CHUNK_ROWS[kind]
+        chunk_rows = self._chunk_rows or default_chunk_rows(model)
         sink = ChunkFileSink(
             self.output_path(job),
             self.rejects_path(job),
