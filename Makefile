@@ -56,12 +56,13 @@ $(VENV)/.installed: pyproject.toml poetry.lock
 
 # Debian packages some tests and targets run for real: promtool and prometheus (rules,
 # monitor-local), amtool, redis-server (the Redis prediction log), docker-compose (validates
-# docker-compose.yml without a daemon). As root, or through sudo.
-SYSTEM_PACKAGES := prometheus prometheus-alertmanager redis-server docker-compose
+# docker-compose.yml without a daemon), chromium + chromium-driver (the web UI's browser
+# test). As root, or through sudo.
+SYSTEM_PACKAGES := prometheus prometheus-alertmanager redis-server docker-compose chromium chromium-driver
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-system-deps: ## Install the Debian packages the tests need (prometheus, alertmanager, redis-server, docker-compose)
-	@missing=""; for tool in promtool amtool redis-server docker-compose; do command -v $$tool >/dev/null || missing=1; done; \
+system-deps: ## Install the Debian packages the tests need (prometheus, alertmanager, redis-server, docker-compose, chromium)
+	@missing=""; for tool in promtool amtool redis-server docker-compose chromium chromedriver; do command -v $$tool >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(SYSTEM_PACKAGES); \
 	else echo "system packages present: $(SYSTEM_PACKAGES)"; fi
@@ -124,7 +125,8 @@ build-text: install ## bentoml build: a Bento of the text service with TEXT_MODE
 
 # Two servers, one per Bento: Ctrl-C (or either one exiting) stops both. TERM, not INT:
 # background jobs of a non-interactive shell ignore SIGINT.
-serve: install ## Serve both champions: MODEL on HOST:PORT (3000), TEXT_MODEL on HOST:TEXT_PORT (3001)
+serve: install ## Serve both champions: MODEL on HOST:PORT (3000), TEXT_MODEL on HOST:TEXT_PORT (3001), each with its web UI at /ui
+	@echo "web UI: http://$(HOST):$(PORT)/ui (tabular) and http://$(HOST):$(TEXT_PORT)/ui (text), once they say ready"
 	@trap 'kill -TERM $$(jobs -p) 2>/dev/null; wait' EXIT; trap 'exit 130' INT TERM; \
 	MLOPS_SERVE_MODEL_NAME=$(MODEL) $(BIN)/bentoml serve $(TABULAR_SERVICE) --host $(HOST) --port $(PORT) & \
 	MLOPS_TEXT_SERVE_MODEL_NAME=$(TEXT_MODEL) $(BIN)/bentoml serve $(TEXT_SERVICE) --host $(HOST) --port $(TEXT_PORT) & \
@@ -136,7 +138,7 @@ serve-tabular: install ## Serve MODEL's champion only, on HOST:PORT
 serve-text: install ## Serve TEXT_MODEL's champion only, on HOST:TEXT_PORT
 	MLOPS_TEXT_SERVE_MODEL_NAME=$(TEXT_MODEL) $(BIN)/bentoml serve $(TEXT_SERVICE) --host $(HOST) --port $(TEXT_PORT)
 
-demo: champion text-champion serve ## Train and promote iris and SST-2 models if they have no champion, serve both
+demo: champion text-champion serve ## Train and promote iris and SST-2 models if they have no champion, serve both (web UI at /ui)
 
 bench: bench-tabular bench-text ## Run the serving benchmarks (writes benchmarks/results/*.json)
 

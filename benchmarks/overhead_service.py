@@ -18,4 +18,4 @@ if resolve_topology(_settings, has_cuda=False) == "split":
     _runner = build_text_runner(_settings, benchmark_loader, has_cuda=False)
     TextRunner = bentoml.service(**_runner.config)(_runner.cls)
 _blueprint = build_text_service(_settings, loader_factory=benchmark_loader, runner=TextRunner)
-TextClassifier = _blueprint.attach_middleware(bentoml.service(**_blueprint.config)(_blueprint.cls))
+TextClassifier = _blueprint.attach(bentoml.service(**_blueprint.config)(_blueprint.cls))

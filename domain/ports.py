@@ -15,7 +15,7 @@ from domain.data.fingerprint import DatasetFingerprint
 from domain.data.schema import FeatureSchema
 from domain.evaluation.classification import ClassificationReport
 from domain.models.contract import ServingContract
-from domain.models.version import ModelVersionInfo
+from domain.models.version import ModelVersionInfo, RunSummary
 from domain.monitoring.drift import FeatureDrift, MissingDrift
 from domain.monitoring.prediction_log import LogKey, PredictionRecord
 from domain.serving.batch import Chunk, ValidatedChunk
@@ -124,6 +124,12 @@ class ModelRegistry(Protocol):
 
     def load_evaluation_split(self, name: str, version: str) -> tuple[pd.DataFrame, pd.Series]:
         """The held-out features and labels kept with the version's training run."""
+        ...
+
+
+class RunHistory(Protocol):
+    def recent_runs(self, name: str, limit: int) -> list[RunSummary]:
+        """The newest runs of the experiments that produced ``name``'s versions."""
         ...
 
 

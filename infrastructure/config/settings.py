@@ -189,6 +189,9 @@ class ServingSettings(BaseSettings):
     routing_header: str = Field(
         default="x-routing-key", min_length=1, description="request key for sticky routing"
     )
+    ui: bool = Field(
+        default=True, description="the web UI at /ui (pages that call this service's APIs)"
+    )
     model_source: Literal["store", "mlflow"] = Field(
         default="store",
         description="store: aliases from the local BentoML store's labels; mlflow: from the "

@@ -41,6 +41,7 @@ from infrastructure.monitoring.prometheus_metrics import (
     PrometheusServiceMetrics,
     PrometheusServingMetrics,
 )
+from infrastructure.serving.registry_view import ServiceRegistryView
 from shared.errors import (
     ConfigError,
     InvalidInputError,
@@ -177,6 +178,7 @@ class ServingRuntime:
             lease_s=settings.jobs_lease_s,
             retention_s=settings.jobs_retention_days * 86_400,
         )
+        self.registry = ServiceRegistryView(settings.model_name)
         self.startup_error: str | None = None
         self._started = threading.Event()
         self.metrics.challenger_weight(self.split.challenger_weight)

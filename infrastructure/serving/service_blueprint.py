@@ -22,6 +22,7 @@ from infrastructure.security.json_key_store import JsonKeyStore
 from infrastructure.serving.openapi import COMMON_ERRORS, error_body, service_openapi
 from infrastructure.serving.request_guard import KeyAuthorizer, RequestGuardMiddleware
 from infrastructure.serving.runtime import ServingRuntime
+from infrastructure.serving.web_ui import mount_web_ui
 
 ENDPOINTS = (
     "classify",
@@ -29,6 +30,7 @@ ENDPOINTS = (
     "metadata",
     "feedback",
     "stats",
+    "models",
     "admin/reload",
     "admin/traffic",
     "jobs/submit",
@@ -78,6 +80,7 @@ def endpoint_errors(settings: ServingSettings) -> dict[str, tuple[int, ...]]:
         "metadata": COMMON_ERRORS,
         "feedback": (*COMMON_ERRORS, 404),
         "stats": COMMON_ERRORS,
+        "models": COMMON_ERRORS,
         "admin/reload": COMMON_ERRORS,
         "admin/traffic": COMMON_ERRORS,
         "jobs/submit": (*COMMON_ERRORS, 503),
@@ -125,6 +128,7 @@ class ServiceBlueprint:
     config: dict[str, Any]
     middleware: tuple[type, dict[str, Any]]
     errors: dict[str, tuple[int, ...]]
+    ui: bool = True
 
     def __post_init__(self) -> None:
         # BentoML calls inspect.signature() on an API's function at every call (to fill
@@ -136,7 +140,10 @@ class ServiceBlueprint:
             if callable(function) and getattr(member, "input_spec", None) is not None:
                 function.__signature__ = inspect.signature(function)
 
-    def attach_middleware(self, service: Any) -> Any:
+    def attach(self, service: Any) -> Any:
+        """The request guard middleware, and the web UI at /ui unless settings turn it off."""
+        if self.ui:
+            mount_web_ui(service)
         middleware_cls, options = self.middleware
         errors = self.errors
         service.add_asgi_middleware(

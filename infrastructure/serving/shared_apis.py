@@ -5,6 +5,7 @@ once here; the per-kind classes add what depends on the model (request and label
 Annotations are evaluated eagerly (no ``__future__`` import): BentoML reads them.
 """
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +15,7 @@ from bentoml.validators import ContentType
 from pydantic import Field, StringConstraints
 
 from application.inference.reload import ReloadReport
+from application.registry.overview import RegistryOverview
 from domain.serving.jobs import BatchJob
 from infrastructure.serving.runtime import (
     ServiceStats,
@@ -55,6 +57,13 @@ class RuntimeApis:
         """Per variant: counts, confidence, latency, accuracy, drift (and cache); shadow;
         traffic; the last reload."""
         return await self.runtime.stats()
+
+    @bentoml.api
+    async def models(self) -> RegistryOverview:
+        """This model's registered versions (metrics, aliases, gate tags) and the recent
+        training runs of its experiment, from MLflow; `error` says why when the registry
+        cannot be read (a Bento's image carries no MLflow)."""
+        return await asyncio.to_thread(self.runtime.registry.overview)
 
     @bentoml.api(route="/admin/reload")
     async def admin_reload(self, ctx: bentoml.Context) -> ReloadReport:

@@ -147,4 +147,5 @@ def build_tabular_service(settings: ServingSettings) -> ServiceBlueprint:
         config=service_config("tabular_classifier", settings),
         middleware=guard_middleware(ENDPOINTS, settings, state),
         errors=endpoint_errors(settings),
+        ui=settings.ui,
     )

@@ -207,4 +207,5 @@ def build_text_service(
         ),
         middleware=guard_middleware(ENDPOINTS, settings, state),
         errors=endpoint_errors(settings),
+        ui=settings.ui,
     )

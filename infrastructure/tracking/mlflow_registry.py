@@ -6,18 +6,42 @@ import json
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from domain.evaluation.classification import held_out_metrics
-from domain.models.version import ModelVersionInfo
+from domain.models.version import ModelVersionInfo, RunSummary
 from domain.ports import Classifier
 from shared.errors import ModelNotFoundError
 
 HISTORY_TAG = "mlops.champion_history"
 EVALUATION_ARTIFACT = "evaluation/test.parquet"
+
+
+# A run logs dozens of params and metrics; the overview shows the first of each, by name.
+LISTED_PARAMS = 12
+LISTED_METRICS = 12
+
+
+def _run_summary(run: Any) -> RunSummary:
+    info, data = run.info, run.data
+    held_out = held_out_metrics(data.metrics)
+    metrics = held_out or dict(data.metrics)
+    started = int(info.start_time or 0)
+    ended = int(info.end_time or 0)
+    return RunSummary(
+        run_id=str(info.run_id),
+        name=str(info.run_name or info.run_id),
+        status=str(info.status),
+        parent_run_id=data.tags.get("mlflow.parentRunId"),
+        started_at_ms=started,
+        duration_s=(ended - started) / 1000.0 if started and ended else None,
+        params={k: str(data.params[k]) for k in sorted(data.params)[:LISTED_PARAMS]},
+        metrics={k: float(metrics[k]) for k in sorted(metrics)[:LISTED_METRICS]},
+    )
 
 
 class MlflowModelRegistry:
@@ -80,6 +104,21 @@ class MlflowModelRegistry:
             for v in versions
         ]
         return sorted(infos, key=lambda info: int(info.version))
+
+    def recent_runs(self, name: str, limit: int) -> list[RunSummary]:
+        try:
+            versions = self._client.search_model_versions(f"name = '{name}'")
+            experiments = {
+                self._client.get_run(v.run_id).info.experiment_id for v in versions if v.run_id
+            }
+            if not experiments:
+                return []
+            runs = self._client.search_runs(
+                sorted(experiments), order_by=["attributes.start_time DESC"], max_results=limit
+            )
+        except MlflowException as error:
+            raise ModelNotFoundError(f"cannot list runs of {name!r}: {error}") from error
+        return [_run_summary(run) for run in runs]
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
         self._client.set_registered_model_alias(name, alias, str(version))

@@ -50,6 +50,9 @@ def test_built_bento_serves_predictions_metrics_and_rejects_bad_input(tmp_path: 
             timeout=10,
         )
         assert named.status_code == 200, named.text
+        # The Bento carries the web UI's files (the browser test runs in test_web_ui.py).
+        for page in ("/ui/", "/ui/app.js", "/ui/vendor/uPlot.iife.min.js"):
+            assert httpx.get(f"{url}{page}", timeout=10).status_code == 200, page
         metrics = httpx.get(f"{url}/metrics", timeout=10).text
         assert (
             f'mlops_predictions_total{{class="setosa",endpoint="classify",model="{MODEL}"'

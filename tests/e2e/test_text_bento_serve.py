@@ -1,7 +1,7 @@
 """`bentoml build -f bentofile.text.yaml`, then `bentoml serve` of that Bento on 127.0.0.1.
 
-Concurrent clients must form adaptive batches on the real server, and /readyz must only
-turn 200 after warm-up.
+Concurrent clients must form adaptive batches on the real server, /readyz must only turn
+200 after warm-up, and the Bento's web UI must work in a real browser.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from pathlib import Path
 import bentoml
 import httpx
 import pytest
+from selenium.webdriver.common.by import By
 
+from tests.support.browser import chromium, wait_for
 from tests.support.server import bentoml_server, build_bento
 
 pytestmark = [pytest.mark.slow, pytest.mark.serve]
@@ -39,6 +41,35 @@ def _wait_ready(url: str, timeout_s: float = 120.0) -> list[int]:
             return statuses
         time.sleep(0.1)
     raise AssertionError(f"{url} not ready after {timeout_s}s: {statuses[-5:]}")
+
+
+def _web_ui_scores_texts(url: str, folder: Path, expected: dict[str, object]) -> None:
+    """The Bento carries the web UI: a text box gives the API's answer, and a TSV's text
+    column (named in the form) is scored as a batch job, its blank row rejected."""
+    sentences = folder / "reviews.tsv"
+    sentences.write_text("id\treview\n1\ta fine film .\n2\t   \n3\tdull and long .\n")
+    with chromium(folder / "downloads") as driver:
+        driver.get(f"{url}/ui/#predict")
+        box = wait_for(lambda: driver.find_element(By.ID, "field-text"), 30, "the text box")
+        box.send_keys("a fine film .")
+        driver.find_element(By.ID, "predict-submit").click()
+        label = wait_for(lambda: driver.find_element(By.ID, "answer-label").text, 30, "answer")
+        assert label == expected["label"]
+        driver.save_screenshot(str(folder / "text-predict.png"))
+
+        driver.get(f"{url}/ui/#batch")
+        column = driver.find_element(By.ID, "text-column")
+        column.clear()
+        column.send_keys("review")
+        driver.find_element(By.ID, "batch-file").send_keys(str(sentences))
+        driver.find_element(By.ID, "batch-submit").click()
+        job = wait_for(
+            lambda: driver.find_element(By.CSS_SELECTOR, "#jobs tr[data-status=completed]"),
+            90,
+            "the job to complete",
+        )
+        cells = [c.text for c in job.find_elements(By.TAG_NAME, "td")]
+        assert cells[3:5] == ["2", "1"], cells
 
 
 def test_built_text_bento_batches_concurrent_requests(tmp_path: Path, text_champion: str) -> None:
@@ -75,5 +106,6 @@ def test_built_text_bento_batches_concurrent_requests(tmp_path: Path, text_champ
         assert bad.status_code == 400 and "blank" in bad.text
         single = httpx.post(f"{url}/predict", json={"text": "a fine film ."}, timeout=10)
         assert single.status_code == 200 and single.json()["model_name"] == text_champion
+        _web_ui_scores_texts(url, tmp_path, single.json()["predictions"][0])
     log = (tmp_path / "serve.log").read_text()
     assert "Traceback" not in log, log

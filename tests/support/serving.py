@@ -90,7 +90,7 @@ def own_state(settings: dict[str, Any]) -> tuple[dict[str, Any], str]:
 def tabular_service(**settings: Any) -> Any:
     values, token = own_state(settings)
     blueprint = build_tabular_service(ServingSettings(**values))
-    service = blueprint.attach_middleware(bentoml.service(**blueprint.config)(blueprint.cls))
+    service = blueprint.attach(bentoml.service(**blueprint.config)(blueprint.cls))
     ADMIN_KEYS[id(service)] = token
     return service
 
@@ -98,7 +98,7 @@ def tabular_service(**settings: Any) -> Any:
 def text_service(**settings: Any) -> Any:
     values, token = own_state(settings)
     blueprint = build_text_service(TextServingSettings(**values))
-    service = blueprint.attach_middleware(bentoml.service(**blueprint.config)(blueprint.cls))
+    service = blueprint.attach(bentoml.service(**blueprint.config)(blueprint.cls))
     ADMIN_KEYS[id(service)] = token
     return service
 

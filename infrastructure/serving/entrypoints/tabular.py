@@ -12,6 +12,4 @@ from infrastructure.config.settings import ServingSettings
 from infrastructure.serving.tabular_service import build_tabular_service
 
 _blueprint = build_tabular_service(ServingSettings())
-TabularClassifier = _blueprint.attach_middleware(
-    bentoml.service(**_blueprint.config)(_blueprint.cls)
-)
+TabularClassifier = _blueprint.attach(bentoml.service(**_blueprint.config)(_blueprint.cls))

@@ -25,4 +25,4 @@ if resolve_topology(_settings, _cuda) == "split":
     _runner = build_text_runner(_settings, TransformersModelLoader, _cuda)
     TextRunner = bentoml.service(**_runner.config)(_runner.cls)
 _blueprint = build_text_service(_settings, runner=TextRunner)
-TextClassifier = _blueprint.attach_middleware(bentoml.service(**_blueprint.config)(_blueprint.cls))
+TextClassifier = _blueprint.attach(bentoml.service(**_blueprint.config)(_blueprint.cls))

@@ -6,12 +6,16 @@ import json
 import math
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import bentoml
 import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
+from infrastructure.config.settings import ServingSettings
+from infrastructure.serving.tabular_service import build_tabular_service
 from tests.support.serving import (
     asgi_client,
     metric_total,
@@ -29,8 +33,14 @@ VIRGINICA = [6.7, 3.0, 5.2, 2.3]
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    train_and_promote(tmp_path_factory.mktemp("serve-iris"), MODEL)
+def iris_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("serve-iris")
+    train_and_promote(home, MODEL)
+    return home
+
+
+@pytest.fixture(scope="module")
+def client(iris_home: Path) -> Iterator[TestClient]:
     service = tabular_service(
         model_name=MODEL, max_instances=8, max_body_bytes=4096, drift_every=10
     )
@@ -261,3 +271,46 @@ def test_stats_summarise_traffic(client: TestClient) -> None:
         stats["latency"]["count"] > 0 and stats["latency"]["p99_ms"] >= stats["latency"]["p50_ms"]
     )
     assert stats["errors"].get("invalid_input", 0) > 0
+
+
+def test_models_lists_registry_versions_and_runs(
+    client: TestClient, iris_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLOPS_TRACKING_URI", f"sqlite:///{iris_home / 'mlflow.db'}")
+    overview = client.post("/models").json()
+    assert overview["error"] is None
+    [version] = overview["versions"]
+    assert version["version"] == "1" and "champion" in version["aliases"]
+    assert version["metrics"]["accuracy"] > 0.9 and version["tags"]["gate.passed"] == "true"
+    runs = overview["runs"]
+    assert runs and all(run["status"] == "FINISHED" for run in runs)
+    assert any(run["parent_run_id"] for run in runs), "candidate runs name their parent"
+
+    # A missing tracking store is said, not created (MLflow would make an empty one).
+    missing = tmp_path / "nowhere" / "mlflow.db"
+    monkeypatch.setenv("MLOPS_TRACKING_URI", f"sqlite:///{missing}")
+    unavailable = client.post("/models").json()
+    assert unavailable["versions"] == [] and str(missing) in unavailable["error"]
+    assert not missing.exists()
+
+
+def test_web_ui_pages_are_served_with_a_strict_policy(client: TestClient) -> None:
+    page = client.get("/ui/")
+    assert page.status_code == 200 and "<title>bento-mlops</title>" in page.text
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert (
+        client.get("/ui/app.js")
+        .headers["content-type"]
+        .startswith(("application/javascript", "text/javascript"))
+    )
+    assert client.get("/ui/missing.js").status_code == 404
+
+
+def test_the_web_ui_can_be_turned_off(client: TestClient) -> None:
+    def mounted(ui: bool) -> list[str]:
+        blueprint = build_tabular_service(ServingSettings(model_name=MODEL, ui=ui))
+        service = blueprint.attach(bentoml.service(**blueprint.config)(blueprint.cls))
+        return [path for _, path, _ in service.mount_apps]
+
+    assert "/ui" in mounted(True) and "/ui" not in mounted(False)
