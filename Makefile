@@ -35,7 +35,7 @@ TEXT_PORT ?= 3001
 LOAD_USERS ?= 32
 LOAD_TIME ?= 30s
 
-.PHONY: help install system-deps monitor-local monitor-up monitor-down overload chaos soak format lint test clean checkgpu verify-lock train validate promote rollback canary models demo champion text-champion build build-text serve serve-tabular serve-text bench bench-tabular bench-text bench-overhead bench-score load load-text
+.PHONY: help install system-deps monitor-local monitor-up monitor-down overload chaos soak format lint test clean checkgpu verify-lock train validate promote rollback canary models demo champion text-champion build build-text serve serve-tabular serve-text bench bench-tabular bench-text bench-overhead bench-score load load-text k8s-validate system-deps-containers base-image containerize containerize-text container-test
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -66,6 +66,15 @@ system-deps: ## Install the Debian packages the tests need (prometheus, alertman
 	if [ -n "$$missing" ]; then \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(SYSTEM_PACKAGES); \
 	else echo "system packages present: $(SYSTEM_PACKAGES)"; fi
+
+# The container tools (make containerize, container-test, base-image): podman + buildah with
+# runc, and mmdebstrap for the offline base image.
+CONTAINER_PACKAGES := podman buildah runc mmdebstrap uidmap
+
+system-deps-containers: ## Install podman, buildah, runc and mmdebstrap (Debian packages) for the image targets
+	@if ! command -v podman >/dev/null || ! command -v mmdebstrap >/dev/null; then \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(CONTAINER_PACKAGES); \
+	else echo "container tools present: $(CONTAINER_PACKAGES)"; fi
 
 verify-lock: ## Check that every installed package is pinned by poetry.lock at its locked version
 	$(LOCK_TOOL) poetry.lock $(addprefix --extra ,$(EXTRAS)) --verify
@@ -174,6 +183,26 @@ monitor-local: ## Prometheus (Debian package) on 127.0.0.1:$(PROMETHEUS_PORT) sc
 
 # docker compose (plugin), else docker-compose, else podman-compose.
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || (command -v docker-compose >/dev/null && echo docker-compose) || echo podman-compose)
+
+# podman reads this (runc, lower default ulimits); export your own CONTAINERS_CONF to override.
+export CONTAINERS_CONF ?= $(CURDIR)/deploy/podman/containers.conf
+VARIANT ?= cpu
+CONTAINER_TEST_ARGS ?=
+
+base-image: ## Build the offline stand-in for the Bento base image (python:3.11-slim) with mmdebstrap and the host's CA certificates
+	deploy/podman/base-image.sh
+
+containerize: install ## Image of the tabular service with MODEL's champion (podman), tagged bento-mlops-tabular:v<model version>
+	$(PY) -m infrastructure.deploy.images tabular --model $(MODEL)
+
+containerize-text: install ## Image of the text service with TEXT_MODEL's champion; VARIANT=cpu (CPU-only torch) or cuda
+	$(PY) -m infrastructure.deploy.images text --model $(TEXT_MODEL) --variant $(VARIANT)
+
+container-test: install ## Build the tabular image, run it read-only as in deploy/k8s, check readyz, a prediction, a 400, /metrics, /ui; JSON in benchmarks/results
+	$(PY) -m infrastructure.deploy.container_test $(CONTAINER_TEST_ARGS)
+
+k8s-validate: install ## Render every deploy/k8s overlay (kubectl kustomize), validate it strictly against the Kubernetes API schemas and the project's policy
+	$(PY) -m infrastructure.deploy.k8s_checks
 
 monitor-up: ## Services + Redis + Prometheus + Alertmanager + Grafana (:3002) from docker-compose.yml
 	$(COMPOSE) up -d

@@ -29,6 +29,13 @@ def chromium(downloads: Path, width: int = 1400, height: int = 1000) -> Iterator
         "--no-sandbox",  # tests run as root in CI
         "--disable-dev-shm-usage",
         "--disable-gpu",
+        # No calls home: the machine's closed network refuses them, many at a time.
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={downloads.parent / 'chromium-profile'}",
         f"--window-size={width},{height}",
     ):
         options.add_argument(argument)
