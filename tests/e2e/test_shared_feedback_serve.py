@@ -34,7 +34,14 @@ def _workers(url: str) -> set[int]:
 
 
 def _predict(url: str, i: int) -> tuple[str, str]:
-    reply = httpx.post(f"{url}/classify", json={"rows": [ROWS[i % 3]]}, timeout=30)
+    # A worker can be listed (its model info is set when the version loads) a moment before
+    # it turns ready; it answers 503 with Retry-After meanwhile, and a client retries.
+    deadline = time.monotonic() + 30
+    while True:
+        reply = httpx.post(f"{url}/classify", json={"rows": [ROWS[i % 3]]}, timeout=30)
+        if reply.status_code != 503 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert reply.status_code == 200, reply.text
     answer = reply.json()[0]
     return answer["request_id"], answer["label"]

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from selenium.webdriver.common.by import By
 
-from tests.support.browser import chromium, wait_for
+from tests.support.browser import chromium, score_file_in_ui, wait_for
 from tests.support.server import bentoml_server, build_bento
 
 pytestmark = [pytest.mark.slow, pytest.mark.serve]
@@ -57,18 +57,7 @@ def _web_ui_scores_texts(url: str, folder: Path, expected: dict[str, object]) ->
         assert label == expected["label"]
         driver.save_screenshot(str(folder / "text-predict.png"))
 
-        driver.get(f"{url}/ui/#batch")
-        column = driver.find_element(By.ID, "text-column")
-        column.clear()
-        column.send_keys("review")
-        driver.find_element(By.ID, "batch-file").send_keys(str(sentences))
-        driver.find_element(By.ID, "batch-submit").click()
-        job = wait_for(
-            lambda: driver.find_element(By.CSS_SELECTOR, "#jobs tr[data-status=completed]"),
-            90,
-            "the job to complete",
-        )
-        cells = [c.text for c in job.find_elements(By.TAG_NAME, "td")]
+        _, cells = score_file_in_ui(driver, url, sentences, text_column="review")
         assert cells[3:5] == ["2", "1"], cells
 
 

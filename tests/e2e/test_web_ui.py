@@ -19,7 +19,7 @@ from domain.security.api_keys import Role
 from infrastructure.ml.dataset_loader import PandasDatasetLoader
 from infrastructure.security.json_key_store import JsonKeyStore
 from tests.conftest import REPO_ROOT
-from tests.support.browser import chromium, downloaded, wait_for
+from tests.support.browser import chromium, downloaded, score_file_in_ui, wait_for
 from tests.support.server import bentoml_server
 from tests.support.serving import train_and_promote
 
@@ -130,15 +130,7 @@ def test_web_ui_predicts_scores_a_file_and_charts_the_service(tmp_path: Path) ->
         _shoot(driver, "predict")
 
         # A CSV with two bad rows: scored in the background, both files downloaded.
-        driver.get(f"{url}/ui/#batch")
-        driver.find_element(By.ID, "batch-file").send_keys(str(upload))
-        driver.find_element(By.ID, "batch-submit").click()
-        job = wait_for(
-            lambda: driver.find_element(By.CSS_SELECTOR, "#jobs tr[data-status=completed]"),
-            90,
-            "the job to complete",
-        )
-        cells = [c.text for c in job.find_elements(By.TAG_NAME, "td")]
+        job, cells = score_file_in_ui(driver, url, upload)
         assert cells[0] == "my-flowers.csv" and cells[3:6] == ["38", "2", "1"], cells
         _shoot(driver, "batch")
         job.find_element(By.CSS_SELECTOR, "[data-download=result]").click()

@@ -77,3 +77,25 @@ def downloaded(folder: Path, name: str, timeout: float = 30) -> Path:
         timeout,
         f"download {name}",
     )
+
+
+def score_file_in_ui(
+    driver: webdriver.Chrome, url: str, upload: Path, text_column: str | None = None
+) -> tuple[Any, list[str]]:
+    """Submit ``upload`` on the UI's Batch tab; wait for the job to complete and return its
+    row and cells (file, status, progress, scored, rejected, version, downloads)."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(f"{url}/ui/#batch")
+    if text_column is not None:
+        column = driver.find_element(By.ID, "text-column")
+        column.clear()
+        column.send_keys(text_column)
+    driver.find_element(By.ID, "batch-file").send_keys(str(upload))
+    driver.find_element(By.ID, "batch-submit").click()
+    job = wait_for(
+        lambda: driver.find_element(By.CSS_SELECTOR, "#jobs tr[data-status=completed]"),
+        90,
+        "the job to complete",
+    )
+    return job, [c.text for c in job.find_elements(By.TAG_NAME, "td")]
