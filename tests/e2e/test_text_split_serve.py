@@ -78,19 +78,21 @@ def test_fronts_share_one_runner_that_merges_batches_and_follows_promotion(
         assert metadata["runner"]["loaded"] == [first]
         assert metadata["warmup"]["last_round_ms"].keys() == {"1", "8"}, "the runner's warm-up"
 
-        # A full batch of long texts keeps the runner busy for a while, so the fronts' calls
-        # for the small requests queue behind it and must come out merged. Without it,
-        # whether calls overlap depends on the machine (a CI run had none: 22 calls, 22
-        # batches, the fronts slower than the runner).
+        # Full batches of long texts keep the runner busy for a while (a full call cannot
+        # merge with anything), so the fronts' calls for the small requests queue behind
+        # them and must come out merged. Without them, whether calls overlap depends on the
+        # machine (CI runs had none: 22 calls, 22 batches; with one full batch, 131 and 131).
         long_texts = [" ".join(["a slow and thoughtful film"] * 60) + f" {i}" for i in range(64)]
         texts = [f"the film is {'good' if i % 2 else 'dull'} , take {i} ." for i in range(192)]
         with ThreadPoolExecutor(max_workers=96) as pool:
-            full = pool.submit(
-                httpx.post, f"{url}/classify", json={"texts": long_texts}, timeout=60
-            )
-            time.sleep(0.2)
+            fulls = [
+                pool.submit(httpx.post, f"{url}/classify", json={"texts": long_texts}, timeout=120)
+                for _ in range(4)
+            ]
+            time.sleep(0.05)
             replies = list(pool.map(lambda text: _classify(url, text), texts))
-        assert full.result().status_code == 200, full.result().text
+        for full in fulls:
+            assert full.result().status_code == 200, full.result().text
         assert [r.status_code for r in replies] == [200] * len(texts)
         assert {r.json()[0]["label"] for r in replies} <= {"positive", "negative"}
         runner = httpx.post(f"{url}/metadata", timeout=30).json()["runner"]
