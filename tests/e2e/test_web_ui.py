@@ -19,6 +19,7 @@ from domain.security.api_keys import Role
 from infrastructure.ml.dataset_loader import PandasDatasetLoader
 from infrastructure.security.json_key_store import JsonKeyStore
 from tests.conftest import REPO_ROOT
+from tests.e2e.test_text_bento_serve import _wait_ready
 from tests.support.browser import chromium, downloaded, score_file_in_ui, wait_for
 from tests.support.server import bentoml_server
 from tests.support.serving import train_and_promote
@@ -30,18 +31,6 @@ SERVICE = "infrastructure.serving.entrypoints.tabular:TabularClassifier"
 SCREENSHOTS = REPO_ROOT / "benchmarks" / "results" / "ui"
 FEATURES = ["sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm"]
 SETOSA = ["5.1", "3.5", "1.4", "0.2"]
-
-
-def _wait_ready(url: str, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError("the service did not become ready")
 
 
 def _text(driver: WebDriver, css: str) -> str:
