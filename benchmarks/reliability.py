@@ -268,7 +268,8 @@ def chaos(base: str, args: argparse.Namespace, server_pid: int) -> dict[str, Any
     # Before the kill: failures that ended before it (requests sent just before it and
     # held by the killed worker fail at the kill, as they should).
     failed_before_kill = sum(1 for s in failed if s.sent + s.ms / 1000 < killed_at[0])
-    failed_after_replacement = sum(1 for s in failed if s.sent >= settled)
+    late = [s for s in failed if s.sent >= settled]
+    failed_after_replacement = len(late)
     checks = {
         "fewer than 1% of requests failed": failed_share < 0.01,
         "a replacement worker served again": replaced_after is not None,
@@ -284,6 +285,10 @@ def chaos(base: str, args: argparse.Namespace, server_pid: int) -> dict[str, Any
         "failed_share": round(failed_share, 4),
         "failed_before_kill": failed_before_kill,
         "failed_after_replacement": failed_after_replacement,
+        # When and how the late ones failed (sent, seconds after the kill; status; ms).
+        "late_failures": [
+            [round(s.sent - killed_at[0], 2), s.status, round(s.ms, 1)] for s in late[:20]
+        ],
         "answered_not_in_log": lost,
         "phases": [asdict(phase)],
         "checks": checks,

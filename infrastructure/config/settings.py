@@ -95,6 +95,14 @@ class ServingSettings(BaseSettings):
         default="", description="Exact BentoML tag (name:version); overrides the alias."
     )
     workers: int = Field(default=1, ge=1)
+    startup_wait_s: float = Field(
+        default=60.0,
+        ge=0.0,
+        description=(
+            "a worker takes no connections until its first load ends or this passes "
+            "(then it answers 503 while loading); under the pod's 120 s startup probe"
+        ),
+    )
     max_batch_size: int = Field(default=64, gt=1, description="adaptive batching ceiling")
     max_latency_ms: int = Field(
         default=1000, ge=1, description="a request queued longer for its batch gets 503"

@@ -52,6 +52,16 @@ class RuntimeApis:
     def __is_ready__(self) -> bool:
         return self.runtime.ready
 
+    @bentoml.on_startup
+    async def _await_first_load(self) -> None:
+        """Holds the worker's startup until its first load ends (or ``startup_wait_s``):
+        uvicorn accepts connections only after the startup hooks, so the other workers
+        take the shared socket's traffic meanwhile. A worker that accepted at once (as
+        before) answered 503 "still loading" to whatever the kernel handed it while a
+        restarted worker loaded next to serving ones (`make chaos`). Awaited in a thread:
+        the split topology's loader calls the runner through this worker's event loop."""
+        await asyncio.to_thread(self.runtime.wait_ready, self.runtime.settings.startup_wait_s)
+
     @bentoml.api
     async def stats(self) -> ServiceStats:
         """Per variant: counts, confidence, latency, accuracy, drift (and cache); shadow;

@@ -5,7 +5,10 @@ worker per GPU, reached over a Unix socket with pickled bodies). The front worke
 validate, route variants, cache, batch and monitor exactly as the single-process service
 does; what they hand the model is a call to the runner with a micro-batch of texts and the
 stored tag to score them with. The runner merges the micro-batches of every front worker
-(the same :class:`MicroBatcher`, one per tag) into large batches for the device.
+(the same :class:`MicroBatcher`, one per tag) into large batches for the device. A front
+keeps one call in flight, so while the runner scores one front's call only the other
+fronts' calls can wait: merging needs three fronts or more, and a runner batch size with
+room for several fronts' calls (``GPU_RUNNER_BATCH_FACTOR``).
 
 The runner is addressed by tag, not by alias, so a front worker and the runner can never
 disagree on which version scored a request: a hot swap on the front asks the runner to

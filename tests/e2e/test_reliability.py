@@ -61,5 +61,5 @@ def test_short_reliability_run(mode: str, seconds: str, tmp_path: Path) -> None:
         checks.pop("last-minute p99 within 1.5x the first minute's")
         assert (last["ok_p99_ms"] or 0) <= 3 * max(first["ok_p99_ms"] or 0, 1.0), report["phases"]
         checks["bounded"] = True
-    assert checks and all(checks.values()), report["checks"]
+    assert checks and all(checks.values()), {k: v for k, v in report.items() if k != "phases"}
     assert "PASS" in done.stdout

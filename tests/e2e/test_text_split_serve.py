@@ -1,4 +1,4 @@
-"""The split text topology under a real `bentoml serve`: two front workers call one model
+"""The split text topology under a real `bentoml serve`: three front workers call one model
 runner (``bentoml.depends``), which merges their micro-batches; a promotion is followed
 without a restart by every front and the runner; bad input is still a 400."""
 
@@ -65,7 +65,13 @@ def test_fronts_share_one_runner_that_merges_batches_and_follows_promotion(
     env = {
         "MLOPS_TEXT_SERVE_MODEL_NAME": MODEL,
         "MLOPS_TEXT_SERVE_TOPOLOGY": "split",
-        "MLOPS_TEXT_SERVE_WORKERS": "2",
+        # Each front keeps one call in flight, so while the runner scores one front's call
+        # at most the other fronts' calls wait: with two fronts, one call waits and nothing
+        # can merge (a CI run: 17 calls, 17 batches). Three fronts, and a runner batch room
+        # for three fronts' calls (as on a GPU, GPU_RUNNER_BATCH_FACTOR), make the waiting
+        # calls merge whenever the runner is busy.
+        "MLOPS_TEXT_SERVE_WORKERS": "3",
+        "MLOPS_TEXT_SERVE_RUNNER_MAX_BATCH_SIZE": "192",
         "MLOPS_TEXT_SERVE_RELOAD_INTERVAL_S": "1",
         "MLOPS_TEXT_SERVE_WARMUP_BATCH_SIZES": "[1,8]",
         "MLOPS_TEXT_SERVE_MAX_LATENCY_MS": "30000",
@@ -74,14 +80,12 @@ def test_fronts_share_one_runner_that_merges_batches_and_follows_promotion(
     with bentoml_server(SERVICE, env, log) as url:
         _wait_ready(url)
         metadata = httpx.post(f"{url}/metadata", timeout=30).json()
-        assert (metadata["topology"], metadata["workers"]) == ("split", 2)
+        assert (metadata["topology"], metadata["workers"]) == ("split", 3)
         assert metadata["runner"]["loaded"] == [first]
         assert metadata["warmup"]["last_round_ms"].keys() == {"1", "8"}, "the runner's warm-up"
 
-        # Full batches of long texts keep the runner busy for a while (a full call cannot
-        # merge with anything), so the fronts' calls for the small requests queue behind
-        # them and must come out merged. Without them, whether calls overlap depends on the
-        # machine (CI runs had none: 22 calls, 22 batches; with one full batch, 131 and 131).
+        # Full batches of long texts keep the runner busy for a while, so the other fronts'
+        # calls queue behind them and must come out merged.
         long_texts = [" ".join(["a slow and thoughtful film"] * 60) + f" {i}" for i in range(64)]
         texts = [f"the film is {'good' if i % 2 else 'dull'} , take {i} ." for i in range(192)]
         with ThreadPoolExecutor(max_workers=96) as pool:
@@ -101,7 +105,7 @@ def test_fronts_share_one_runner_that_merges_batches_and_follows_promotion(
 
         second = _store_copy(text_champion, "2")
         _until_answered_by(url, "2")
-        _until_every_worker_serves(url, "2", workers=2, timeout_s=60)
+        _until_every_worker_serves(url, "2", workers=3, timeout_s=60)
         runner = httpx.post(f"{url}/metadata", timeout=30).json()["runner"]
         assert second in runner["loaded"], runner
 

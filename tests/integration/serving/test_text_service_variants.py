@@ -25,9 +25,25 @@ def _wait_ready(client: TestClient, timeout_s: float = 120.0) -> None:
         time.sleep(0.1)
 
 
-def test_readyz_is_503_until_warmup_is_done(text_champion: str) -> None:
-    # Enough passes at the largest shape that warm-up visibly outlasts start-up.
-    service = text_service(model_name=text_champion, warmup_batch_sizes=(1, 64), warmup_rounds=12)
+def test_a_worker_takes_requests_only_once_warm(text_champion: str) -> None:
+    # Startup (after which uvicorn accepts connections) waits for the first load and warm-up.
+    service = text_service(model_name=text_champion, warmup_batch_sizes=(1, 8), warmup_rounds=4)
+    with asgi_client(service, wait=False) as client:
+        assert client.get("/readyz").status_code == 200, "startup ended before the load"
+        assert client.post("/metadata").json()["warmup"]["ready"] is True
+
+
+def test_readyz_is_503_until_warmup_is_done_once_the_startup_wait_lapses(
+    text_champion: str,
+) -> None:
+    # Enough passes at the largest shape that warm-up visibly outlasts start-up; with no
+    # startup wait the worker takes requests at once, and says it is not ready yet.
+    service = text_service(
+        model_name=text_champion,
+        warmup_batch_sizes=(1, 64),
+        warmup_rounds=12,
+        startup_wait_s=0,
+    )
     with asgi_client(service, wait=False) as client:
         first = client.get("/readyz")
         assert first.status_code == 503, "ready before warm-up finished"
