@@ -6,9 +6,11 @@ with the field and the problem; the file goes on), scored by :meth:`PredictionSe
 each chunk as a unit. Chunks the sink already holds are skipped, so running the same
 command again after an interrupt resumes where it stopped.
 
-Reading and validating the next chunk overlaps with scoring the current one (one reader
-thread): scoring releases the GIL in the model's kernels, and on a small tabular model the
-file work is as long as the model's.
+Reading and validating the next chunk, and writing the previous one, overlap with scoring
+the current one (one reader and one writer thread): scoring releases the GIL in the
+model's kernels, the file readers and writers in theirs, and on a small tabular model the
+file work is longer than the model's. One write at a time is pending, so at most three
+chunks are held at once.
 """
 
 from __future__ import annotations
@@ -59,7 +61,11 @@ def score_chunks(
     progress = ScoringProgress()
     began = time.perf_counter()
     done = sink.written()
-    with ThreadPoolExecutor(1, thread_name_prefix="batch-read") as reader:
+    writing: Future[None] | None = None
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="batch-read") as reader,
+        ThreadPoolExecutor(1, thread_name_prefix="batch-write") as writer,
+    ):
         for chunk, validated in _read_ahead(chunks, validator, done, reader):
             progress.rows += chunk.size
             progress.chunks += 1
@@ -70,12 +76,17 @@ def score_chunks(
                 scored = _score(predictions, validated, variant, answered_as)
                 progress.model_seconds += time.perf_counter() - model_began
                 extras = validator.answer_extras(validated.inputs) if scored else {}
-                sink.write(chunk, validated, scored, extras)
+                if writing is not None:
+                    writing.result()  # raises what the previous write raised
+                writing = writer.submit(sink.write, chunk, validated, scored, extras)
                 progress.scored += len(validated.inputs)
                 progress.rejected += len(validated.rejected)
             progress.seconds = time.perf_counter() - began
             if on_progress is not None:
                 on_progress(progress)
+        if writing is not None:
+            writing.result()
+    progress.seconds = time.perf_counter() - began
     return progress
 
 

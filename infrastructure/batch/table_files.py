@@ -147,7 +147,7 @@ def _numbers_from_text(frame: pd.DataFrame, numeric: Sequence[str]) -> pd.DataFr
         if name not in frame:
             continue
         text = frame[name]
-        numbers = pd.to_numeric(text, errors="coerce")
+        numbers = _numbers(text)
         not_numbers = numbers.isna() & text.notna()
         if not_numbers.any():
             # Kept as text: validation refuses the row and names the field.
@@ -155,6 +155,37 @@ def _numbers_from_text(frame: pd.DataFrame, numeric: Sequence[str]) -> pd.DataFr
         else:
             frame[name] = numbers
     return frame
+
+
+# A plain decimal number, the form nearly every field of a numeric column has.
+PLAIN_NUMBER = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
+
+
+def _numbers(text: pd.Series) -> pd.Series:
+    """The column as float64, NaN where a field is missing or not a number.
+
+    Plain decimal fields are cast by Arrow on the (Arrow-backed) strings, correctly
+    rounded as the service's JSON parser rounds; only the other fields (text, "inf",
+    " 7") go through pandas' ``to_numeric``, which took 5 ms per 10,000 fields, a fifth
+    of a tabular file's scoring time (the cast: 0.3 ms).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    array = getattr(text.array, "_pa_array", None)
+    if array is None:
+        return pd.to_numeric(text, errors="coerce").astype("float64")
+    plain = pc.fill_null(pc.match_substring_regex(array, PLAIN_NUMBER), False)
+    try:
+        cast = pc.cast(pc.if_else(plain, array, pa.scalar(None, pa.string())), pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pd.to_numeric(text, errors="coerce").astype("float64")
+    values = np.array(cast.to_numpy(zero_copy_only=False), dtype="float64")  # nulls: NaN
+    others = np.flatnonzero(~plain.to_numpy(zero_copy_only=False) & text.notna().to_numpy())
+    if others.size:
+        parsed = pd.to_numeric(text.iloc[others], errors="coerce")
+        values[others] = parsed.astype("float64").to_numpy()
+    return pd.Series(values, index=text.index, name=text.name, dtype="float64")
 
 
 def column_values(frame: pd.DataFrame, name: str) -> list[Any]:
@@ -352,7 +383,12 @@ def answer_frame(scored: ScoredBatch, extras: Mapping[str, Sequence[Any]]) -> pd
     columns["model_version"] = [scored.model_version] * rows
     columns["variant"] = [scored.variant] * rows
     for name, values in extras.items():
-        columns[name] = [_json_if_mapping(v) for v in values]
+        if values and len({id(v) for v in values}) == 1:
+            # One object for every row (a model without categories answers {} to each):
+            # encoded once, not once per row.
+            columns[name] = [_json_if_mapping(values[0])] * rows
+        else:
+            columns[name] = [_json_if_mapping(v) for v in values]
     return pd.DataFrame(columns)
 
 

@@ -144,6 +144,18 @@ class ServingSettings(BaseSettings):
         default="",
         description="API keys (mlops keys create); empty: $MLOPS_HOME/api_keys.json",
     )
+    rate_limit_per_key: float = Field(
+        default=0.0,
+        ge=0.0,
+        description=(
+            "requests/s per API key (per client address without a key) to classify, "
+            "predict, feedback and jobs/submit, per worker; over it: 429 + Retry-After "
+            "(0: no limit)"
+        ),
+    )
+    rate_limit_burst: int = Field(
+        default=0, ge=0, description="requests a client may send at once (0: one second's worth)"
+    )
     require_api_key: bool = Field(
         default=False,
         description="prediction, feedback, stats and metadata need a key too (admin always does)",

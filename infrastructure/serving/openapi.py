@@ -58,8 +58,9 @@ ERROR_STATUSES: dict[int, str] = {
     413: "The request body is over the size limit",
     415: "The body's content type is not the API's (application/json; multipart/form-data "
     "with a boundary for jobs/submit)",
-    429: "Too many requests in flight (max_concurrency), or the work queued ahead would "
-    "outlast max_latency_ms (shed on arrival); retry after `Retry-After` seconds",
+    429: "Too many requests in flight (max_concurrency), the work queued ahead would "
+    "outlast max_latency_ms (shed on arrival), or the client is over its rate "
+    "(rate_limit_per_key); retry after `Retry-After` seconds",
     503: "Not ready yet (the first version is loading), or the request waited longer than "
     "max_latency_ms for its batch; retry after `Retry-After` seconds",
     504: "The request took longer than the service timeout",

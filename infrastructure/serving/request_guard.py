@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from domain.security.api_keys import ApiKey, Role, authenticate
 from infrastructure.serving.openapi import RETRY_AFTER_STATUSES
+from infrastructure.serving.rate_limit import KeyRateLimiter
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -61,9 +63,12 @@ class KeyAuthorizer:
 
     def __call__(self, endpoint: str, scope: Scope) -> Authorization:
         needed = self._roles.get(endpoint)
-        if needed is None:
-            return 200, "", None
         token = presented_token(scope)
+        if needed is None:
+            # Open, but a valid key still names the caller (its rate limit, the audit log);
+            # an invalid one is ignored there, as no key would be.
+            key = authenticate(self._keys(), token) if token is not None else None
+            return 200, "", key
         key = authenticate(self._keys(), token) if token is not None else None
         if key is None:
             problem = "no API key was sent" if token is None else "the API key is not valid"
@@ -100,8 +105,14 @@ class RequestGuardMiddleware:
         body_timeout_s: float = 10.0,
         max_in_flight: int = 0,
         upload_endpoints: Mapping[str, int] | None = None,
+        rate_limit: KeyRateLimiter | None = None,
+        rate_limited_endpoints: frozenset[str] = frozenset(),
+        rate_setting: str = "MLOPS_SERVE_RATE_LIMIT_PER_KEY",
     ) -> None:
         self.app = app
+        self.rate_limit = rate_limit
+        self.rate_limited_endpoints = rate_limited_endpoints
+        self.rate_setting = rate_setting
         # Endpoints taking a multipart file upload, each with its own body limit.
         self.upload_endpoints = dict(upload_endpoints or {})
         self.body_timeout_s = body_timeout_s
@@ -192,6 +203,20 @@ class RequestGuardMiddleware:
                 if key is not None:
                     # Who called: the admin APIs write it to the audit log.
                     scope.setdefault("state", {})["api_key"] = key
+            if self.rate_limit is not None and endpoint in self.rate_limited_endpoints:
+                key = scope.get("state", {}).get("api_key")
+                client = f"key {key.name!r} ({key.id})" if key else _client_address(scope)
+                wait_s = self.rate_limit.take(client)
+                if wait_s:
+                    status = 429
+                    await self._refuse(
+                        send,
+                        429,
+                        f"rate limit: {client} is over {self.rate_limit.rate:g} requests/s "
+                        f"({self.rate_setting}); retry in {wait_s:.2f} s",
+                        retry_after_s=max(1, math.ceil(wait_s)),
+                    )
+                    return
             reason = self.unavailable() if self.unavailable is not None else None
             if reason is not None and endpoint in self.prediction_endpoints:
                 # Answered here: BentoML hides the message of any 5xx an API raises.
@@ -320,7 +345,13 @@ class RequestGuardMiddleware:
         return self._openapi_bytes
 
     async def _refuse(
-        self, send: Send, status: int, message: str, close: bool = False, retry_after: bool = False
+        self,
+        send: Send,
+        status: int,
+        message: str,
+        close: bool = False,
+        retry_after: bool = False,
+        retry_after_s: int = 0,
     ) -> None:
         payload = json.dumps({"error": message}).encode()
         if self.error_body is not None:
@@ -333,7 +364,9 @@ class RequestGuardMiddleware:
             headers.append((b"www-authenticate", b'Bearer realm="bento-mlops"'))
         if close:
             headers.append((b"connection", b"close"))
-        if retry_after:
+        if retry_after_s:
+            headers.append((b"retry-after", str(retry_after_s).encode()))
+        elif retry_after:
             headers.append((b"retry-after", RETRY_AFTER_S))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
@@ -364,6 +397,11 @@ class RequestGuardMiddleware:
             headers.append((b"retry-after", str(retry_after).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+
+
+def _client_address(scope: Scope) -> str:
+    client = scope.get("client")
+    return f"client {client[0]}" if client else "client (unknown address)"
 
 
 async def _multipart_problem(scope: Scope, body: bytes) -> str | None:

@@ -8,6 +8,7 @@ from the module that decorated it.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from domain.security.api_keys import Role
 from infrastructure.config.settings import MlopsSettings, ServingSettings
 from infrastructure.security.json_key_store import JsonKeyStore
 from infrastructure.serving.openapi import COMMON_ERRORS, error_body, service_openapi
+from infrastructure.serving.rate_limit import KeyRateLimiter
 from infrastructure.serving.request_guard import KeyAuthorizer, RequestGuardMiddleware
 from infrastructure.serving.runtime import ServingRuntime
 from infrastructure.serving.web_ui import mount_web_ui
@@ -184,6 +186,7 @@ def guard_middleware(
     keys = JsonKeyStore(
         Path(settings.api_keys_file) if settings.api_keys_file else MlopsSettings().home / KEYS
     )
+    prefix = settings.model_config.get("env_prefix", "")
     return (
         RequestGuardMiddleware,
         {
@@ -193,10 +196,18 @@ def guard_middleware(
             "body_timeout_s": settings.body_timeout_s,
             "max_in_flight": settings.max_concurrency,
             "observe": state.observe_request,
-            "limit_setting": f"{settings.model_config.get('env_prefix', '')}MAX_BODY_BYTES",
+            "limit_setting": f"{prefix}MAX_BODY_BYTES",
             "unavailable": state.unavailable,
             "prediction_endpoints": PREDICTION_ENDPOINTS,
             "upload_endpoints": {UPLOAD_ENDPOINT: settings.jobs_max_bytes},
+            "rate_limit": KeyRateLimiter(
+                settings.rate_limit_per_key,
+                settings.rate_limit_burst or math.ceil(settings.rate_limit_per_key),
+            )
+            if settings.rate_limit_per_key
+            else None,
+            "rate_limited_endpoints": PREDICTION_ENDPOINTS | {"feedback", UPLOAD_ENDPOINT},
+            "rate_setting": f"{prefix}RATE_LIMIT_PER_KEY",
         },
     )
 

@@ -115,3 +115,33 @@ def test_admin_changes_and_cli_changes_are_audited(trained: str, tmp_path: Path)
     shown = runner.invoke(app, ["audit", "--model", MODEL])
     assert shown.exit_code == 0 and "traffic" in shown.output
     assert token not in (MlopsSettings().home / "audit.jsonl").read_text()
+
+
+def test_a_key_over_its_rate_gets_429_and_other_clients_do_not(
+    trained: str, tmp_path: Path
+) -> None:
+    keys = JsonKeyStore(tmp_path / "keys.json")
+    _, first = keys.create("batch-job", Role.PREDICT)
+    _, second = keys.create("web-app", Role.PREDICT)
+    # A rate that refills slower than the test runs: the burst is all a client gets.
+    service = tabular_service(
+        model_name=trained,
+        api_keys_file=str(tmp_path / "keys.json"),
+        rate_limit_per_key=0.05,
+        rate_limit_burst=3,
+    )
+    with asgi_client(service, admin=False) as client:
+        replies = [client.post("/classify", json=ROW, headers=_bearer(first)) for _ in range(4)]
+        assert [r.status_code for r in replies] == [200, 200, 200, 429]
+        refused = replies[-1]
+        assert refused.json()["error"].startswith("rate limit: key 'batch-job'")
+        assert "MLOPS_SERVE_RATE_LIMIT_PER_KEY" in refused.json()["error"]
+        assert 1 <= int(refused.headers["retry-after"]) <= 20
+        assert client.post("/classify", json=ROW, headers=_bearer(second)).status_code == 200
+        # Without a key the client's address is the client; the admin APIs are not limited.
+        anonymous = [client.post("/classify", json=ROW).status_code for _ in range(4)]
+        assert anonymous == [200, 200, 200, 429]
+        for _ in range(4):
+            assert client.post("/stats").status_code == 200
+        spec = client.get("/docs.json").json()
+        assert "429" in spec["paths"]["/classify"]["post"]["responses"]

@@ -149,3 +149,26 @@ def test_the_output_columns_are_the_services_answer_fields() -> None:
     columns = answer_column_names(["a", "b"], [])
     expected = [renamed.get(f, f) for f in Prediction.model_fields if f != "probabilities"]
     assert [c for c in columns if not c.startswith("probability_")] == expected
+
+
+def test_numbers_parse_as_the_service_parses_json_and_odd_fields_as_before(
+    tmp_path: Path,
+) -> None:
+    fields = [
+        "0.1",
+        "-2.5e-3",
+        "+7",
+        ".5",
+        "3.",
+        "1.7976931348623157e308",
+        "2.2250738585072014e-308",
+    ]
+    fields += ["0.30000000000000004441", "123456789012345678901234567890"]
+    odd = {" 7": 7.0, "inf": float("inf"), "n/a": "n/a", "nan": "nan", "1;5": "1;5"}
+    source = tmp_path / "in.csv"
+    source.write_text("x,k\n" + "".join(f"{field},k\n" for field in [*fields, *odd, ""]))
+    (chunk,) = read_chunks(source, TableFormat.CSV, 100, numeric=["x"])
+    values = column_values(chunk.data.typed, "x")
+    assert values[: len(fields)] == [float(f) for f in fields]  # Python's correctly rounded parse
+    assert values[len(fields) : -1] == list(odd.values())
+    assert values[-1] is None
