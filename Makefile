@@ -210,11 +210,12 @@ monitor-up: ## Services + Redis + Prometheus + Alertmanager + Grafana (:3002) fr
 monitor-down: ## Stop the monitoring stack (volumes kept)
 	$(COMPOSE) down
 
+# RELIABILITY_ARGS: e.g. "--kind text --topology split --victim runner", "--split-cores"
 overload: install ## 3x the measured capacity, then half: 429 + Retry-After, accepted p99, recovery (about 1 minute)
-	$(PY) -m benchmarks.reliability overload
+	$(PY) -m benchmarks.reliability overload $(RELIABILITY_ARGS)
 
-chaos: install ## kill -9 of a worker under steady load: failed share, time to a new worker, no log record lost
-	$(PY) -m benchmarks.reliability chaos
+chaos: install ## kill -9 of a worker (or the text runner) under steady load: failed share, time to a new one, no log record lost
+	$(PY) -m benchmarks.reliability chaos $(RELIABILITY_ARGS)
 
 soak: install ## 10 minutes at 80% of capacity: errors, RSS growth, first vs last minute latency
-	$(PY) -m benchmarks.reliability soak
+	$(PY) -m benchmarks.reliability soak $(RELIABILITY_ARGS)

@@ -87,7 +87,7 @@ def measure(
     from infrastructure.batch.file_scoring import (
         DEFAULT_CHUNK_ROWS,
         ScoringRequest,
-        _load,
+        load_for_scoring,
         resolve_tag,
         score_file,
     )
@@ -101,7 +101,7 @@ def measure(
     tag = resolve_tag(request)
 
     # Raw: the model alone on the validated inputs, chunk by chunk (validation not timed).
-    model, validator = _load(tag, request)
+    model, validator = load_for_scoring(tag, request)
     fmt = TableFormat.of(source, "INPUT")
     numeric = getattr(validator, "numeric", [])
     inputs = [validator.validate(c).inputs for c in read_chunks(source, fmt, chunk, numeric)]

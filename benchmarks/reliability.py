@@ -35,13 +35,16 @@ import aiohttp
 import numpy as np
 import psutil
 
-from benchmarks.champions import REPO_ROOT, champion_tag, ensure_champion, tool, use_stores
+from benchmarks.champions import REPO_ROOT, ensure_champion, tool, use_stores
 from benchmarks.http_load import free_port, run_level, server_process
 
-SERVICE = "infrastructure.serving.entrypoints.tabular:TabularClassifier"
-MODEL = "iris-classifier"
-CONFIG = "configs/iris.yaml"
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5], [6.3, 2.5, 5.0, 1.9]]
+TEXTS = [
+    "a gorgeous , witty , seductive movie .",
+    "the story is too thin and the acting too stiff to care about .",
+    "an utterly charming and hilarious film that reminds you why you go to the movies .",
+    "it 's a dull , lifeless exercise in tedium .",
+]
 WORKER = re.compile(r'^mlops_model_info\{[^}]*worker="(\d+)"[^}]*\}\s+1\.0$', re.MULTILINE)
 MAX_IN_FLIGHT = 4096
 SHED_FAST_MS = 100.0
@@ -49,7 +52,7 @@ DRAIN_LIMIT_S = 30.0
 ANSWERED = (200, 429, 4290)  # anything else (5xx, 0: connection error) failed
 
 
-@dataclass
+@dataclass(slots=True)
 class Sample:
     sent: float
     status: int  # 0: connection error
@@ -73,8 +76,47 @@ class Phase:
     shed_with_retry_after: int = 0
 
 
+@dataclass(frozen=True)
+class Target:
+    """The service under test: what ``bentoml serve`` runs and what one request sends."""
+
+    kind: str
+    service: str
+    model: str
+    config: str
+    env_prefix: str
+    field: str
+    inputs: list[Any]
+
+    def body(self, index: int) -> bytes:
+        return json.dumps({self.field: [self.inputs[index % len(self.inputs)]]}).encode()
+
+
+TARGETS = {
+    "tabular": Target(
+        "tabular",
+        "infrastructure.serving.entrypoints.tabular:TabularClassifier",
+        "iris-classifier",
+        "configs/iris.yaml",
+        "MLOPS_SERVE_",
+        "rows",
+        ROWS,
+    ),
+    "text": Target(
+        "text",
+        "infrastructure.serving.entrypoints.text:TextClassifier",
+        "sst2-sentiment",
+        "configs/sst2_quick.yaml",
+        "MLOPS_TEXT_SERVE_",
+        "texts",
+        TEXTS,
+    ),
+}
+TARGET = TARGETS["tabular"]  # set by main() from --kind
+
+
 def _body(index: int) -> bytes:
-    return json.dumps({"rows": [ROWS[index % len(ROWS)]]}).encode()
+    return TARGET.body(index)
 
 
 async def _open_loop(url: str, rate: float, seconds: float, start: float) -> list[Sample]:
@@ -105,15 +147,21 @@ async def _open_loop(url: str, rate: float, seconds: float, start: float) -> lis
                 Sample(sent - start, status, (time.perf_counter() - sent) * 1000, request_id)
             )
 
-        tasks = []
+        # Only the requests in flight are held: keeping every finished task for the whole
+        # run grew this process by 113 MiB in a 150 s soak (29 MiB without), and the
+        # collector's full passes over them paused the generator longer and longer on the
+        # cores it shares with the server, which reads as the service slowing down.
+        pending: set[asyncio.Task[None]] = set()
         began = time.perf_counter()
         count = int(rate * seconds)
         for index in range(count):
             delay = began + index / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(index)))
-        await asyncio.gather(*tasks)
+            task = asyncio.create_task(one(index))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+        await asyncio.gather(*pending)
     return samples
 
 
@@ -133,6 +181,15 @@ def _phase(name: str, rate: float, seconds: float, samples: list[Sample]) -> Pha
     if shed:
         phase.shed_p99_ms = round(float(np.percentile(shed, 99)), 1)
     return phase
+
+
+def _metadata(base: str) -> dict[str, Any]:
+    import httpx
+
+    reply = httpx.post(f"{base}/metadata", json={}, timeout=30)
+    reply.raise_for_status()
+    described: dict[str, Any] = reply.json()
+    return described
 
 
 def _workers(base: str) -> set[int]:
@@ -221,20 +278,42 @@ def chaos(base: str, args: argparse.Namespace, server_pid: int) -> dict[str, Any
         if time.monotonic() > deadline:
             raise SystemExit("two workers never both served")
         time.sleep(0.2)
-    before = _workers(base)
-    victim = max(before)
+    runner = args.victim == "runner"
+    if runner:
+        # Every process of the server before the kill: with several runner workers, any
+        # runner pid the fronts report that is not among them is the replacement.
+        victim = int(_metadata(base)["runner"]["pid"])
+        before = {p.pid for p in psutil.Process(server_pid).children(recursive=True)}
+    else:
+        before = _workers(base)
+        victim = max(before)
     rate = capacity / 2
     start = time.perf_counter()
     killed_at: list[float] = []
 
     replaced: list[float] = []
 
+    async def serving_pids(session: aiohttp.ClientSession) -> set[int]:
+        """Workers by the model they report loaded (their pid on mlops_model_info); the
+        runner by the pid the fronts' metadata gives once it scores again."""
+        if runner:
+            async with session.post(f"{base}/metadata", json={}) as reply:
+                if reply.status != 200:
+                    return set()
+                described = (await reply.json()).get("runner") or {}
+                return {int(described["pid"])} if described.get("loaded") else set()
+        async with session.get(f"{base}/metrics") as reply:
+            return {int(p) for p in WORKER.findall(await reply.text())}
+
     async def watch() -> None:
-        """Until a new worker reports the model it loaded (its pid on mlops_model_info)."""
-        async with aiohttp.ClientSession() as session:
+        """Until a new worker (or runner) serves."""
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
             while time.perf_counter() - start < args.seconds + 120:
-                async with session.get(f"{base}/metrics") as reply:
-                    found = {int(p) for p in WORKER.findall(await reply.text())}
+                try:
+                    found = await serving_pids(session)
+                except (aiohttp.ClientError, TimeoutError, KeyError, ValueError):
+                    found = set()
                 if found - before:
                     replaced.append(time.perf_counter() - start - killed_at[0])
                     return
@@ -252,11 +331,11 @@ def chaos(base: str, args: argparse.Namespace, server_pid: int) -> dict[str, Any
 
     samples = asyncio.run(scenario())
     replaced_after = round(replaced[0], 2) if replaced else None
-    phase = _phase("half capacity, one worker killed", rate, args.seconds, samples)
+    phase = _phase(f"half capacity, one {args.victim} killed", rate, args.seconds, samples)
     answered = {s.request_id for s in samples if s.request_id}
     time.sleep(1.0)  # the surviving and restarted workers write their last records
     log = open_prediction_log("", Path(os.environ["MLOPS_HOME"]))
-    key = LogKey(MODEL, "champion", args.version)
+    key = LogKey(args.model, "champion", args.version)
     logged = {r.request_id for r in log.recent(key, len(answered) * 2 + 10_000)}
     lost = len(answered - logged)
     failed_share = phase.failed / max(phase.sent, 1)
@@ -279,7 +358,8 @@ def chaos(base: str, args: argparse.Namespace, server_pid: int) -> dict[str, Any
     }
     return {
         "capacity_rps": capacity,
-        "killed_worker": victim,
+        "killed": args.victim,
+        "killed_pid": victim,
         "killed_at_s": round(killed_at[0], 2),
         "replacement_serving_after_s": replaced_after,
         "failed_share": round(failed_share, 4),
@@ -300,12 +380,14 @@ def soak(base: str, args: argparse.Namespace, server_pid: int) -> dict[str, Any]
     rate = capacity * args.load_share
     start = time.perf_counter()
     rss: list[tuple[float, float]] = []
+    generator_rss: list[float] = []  # this process: a generator that slows down skews latency
     warmup = min(60.0, args.seconds / 5)
 
     async def scenario() -> list[Sample]:
         load = asyncio.create_task(_open_loop(f"{base}/classify", rate, args.seconds, start))
         while not load.done():
             rss.append((round(time.perf_counter() - start, 1), round(_rss_mib(server_pid), 1)))
+            generator_rss.append(round(psutil.Process().memory_info().rss / 2**20, 1))
             await asyncio.sleep(min(10.0, args.seconds / 10))
         return await load
 
@@ -332,6 +414,7 @@ def soak(base: str, args: argparse.Namespace, server_pid: int) -> dict[str, Any]
         "rate_rps": round(rate, 1),
         "rss_mib": rss,
         "rss_growth_per_10_min": round(growth_per_10_min, 4),
+        "generator_rss_mib": generator_rss,
         "phases": [asdict(p) for p in (first, last, whole)],
         "checks": checks,
     }
@@ -347,24 +430,67 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--home", type=Path, help="MLOPS_HOME (default: $MLOPS_HOME or ./.mlops)")
     parser.add_argument("--output", type=Path)
+    parser.add_argument("--kind", choices=sorted(TARGETS), default="tabular")
+    parser.add_argument(
+        "--model",
+        help="a model already promoted in the store (default: train the kind's demo model "
+        "unless it has a champion)",
+    )
+    parser.add_argument(
+        "--topology", choices=("single", "split"), default="single", help="text: the topology"
+    )
+    parser.add_argument(
+        "--victim",
+        choices=("worker", "runner"),
+        default="worker",
+        help="chaos: kill an HTTP worker, or the model runner (text, split topology)",
+    )
+    parser.add_argument(
+        "--split-cores",
+        action="store_true",
+        help="pin the server to the first core and this generator to the others (taskset), "
+        "so the two stop competing for the same cores",
+    )
     args = parser.parse_args(argv)
     args.seconds = args.seconds or {"overload": 20.0, "chaos": 30.0, "soak": 600.0}[args.mode]
-    output = args.output or REPO_ROOT / f"benchmarks/results/reliability_{args.mode}.json"
+    suffix = "" if args.kind == "tabular" else f"_text_{args.topology}"
+    default_output = f"benchmarks/results/reliability_{args.mode}{suffix}.json"
+    output = args.output or REPO_ROOT / default_output
 
+    global TARGET
+    TARGET = TARGETS[args.kind]
+    if args.kind == "text" and args.victim == "runner" and args.topology != "split":
+        raise SystemExit("--victim runner needs --topology split")
     home = (args.home or Path(os.environ.get("MLOPS_HOME", REPO_ROOT / ".mlops"))).resolve()
     env = use_stores(home)
-    from infrastructure.config.settings import ServingSettings
+    from infrastructure.config.settings import ServingSettings, TextServingSettings
 
-    ensure_champion(MODEL, CONFIG)
-    args.version = champion_tag(MODEL, home)[0]
-    env["MLOPS_SERVE_MODEL_NAME"] = MODEL
-    env["MLOPS_SERVE_WORKERS"] = "2" if args.mode == "chaos" else "1"
-    max_latency_ms = ServingSettings().max_latency_ms
+    if args.model is None:
+        args.model = TARGET.model
+        ensure_champion(TARGET.model, TARGET.config)
+    prefix = TARGET.env_prefix
+    env[f"{prefix}MODEL_NAME"] = args.model
+    env[f"{prefix}WORKERS"] = "2" if args.mode == "chaos" else "1"
+    if args.kind == "text":
+        env[f"{prefix}TOPOLOGY"] = args.topology
+    settings = TextServingSettings() if args.kind == "text" else ServingSettings()
+    max_latency_ms = settings.max_latency_ms
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    command = [tool("bentoml"), "serve", SERVICE, "--host", "127.0.0.1", "--port", str(port)]
-    log = home / f"reliability-{args.mode}.log"
+    command = [tool("bentoml"), "serve", TARGET.service, "--host", "127.0.0.1", "--port", str(port)]
+    cores: dict[str, list[int]] | None = None
+    if args.split_cores:
+        available = sorted(os.sched_getaffinity(0))
+        if len(available) < 2:
+            raise SystemExit("--split-cores needs two cores or more")
+        cores = {"server": available[:1], "generator": available[1:]}
+        # The server and every worker it starts inherit the core; this process moves off it.
+        command = ["taskset", "-c", str(available[0]), *command]
+        os.sched_setaffinity(0, cores["generator"])
+    log = home / f"reliability-{args.kind}-{args.mode}.log"
     with server_process(command, env, base + "/readyz", log, REPO_ROOT) as process:
+        # The version the server loaded: the prediction log is keyed by it.
+        args.version = _metadata(base)["variants"]["champion"]["model_version"]
         if args.mode == "overload":
             result = overload(base, args, max_latency_ms)
         elif args.mode == "chaos":
@@ -395,6 +521,10 @@ def main(argv: list[str] | None = None) -> int:
         "python": sys.version.split()[0],
         "seconds": args.seconds,
         "max_latency_ms": max_latency_ms,
+        "kind": args.kind,
+        "model": args.model,
+        "topology": args.topology if args.kind == "text" else None,
+        "cores": cores or "shared",
         **result,
     }
     output.parent.mkdir(parents=True, exist_ok=True)

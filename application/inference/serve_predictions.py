@@ -79,13 +79,6 @@ class PredictionService:
         queued = time.monotonic()
         return await self._batchers[variant].submit([(endpoint, value, queued) for value in inputs])
 
-    def score(
-        self, endpoint: str, inputs: Sequence[Any], variant: VariantName = CHAMPION
-    ) -> list[Prediction]:
-        """The same path without the event loop, one answer object per input."""
-        queued = time.monotonic()
-        return self._run(variant, [(endpoint, value, queued) for value in inputs])
-
     def score_batch(
         self, endpoint: str, inputs: Sequence[Any], variant: VariantName = CHAMPION
     ) -> ScoredBatch:

@@ -95,7 +95,7 @@ def score_file(
     if request.output.resolve() == request.source.resolve():
         raise ConfigError("--output: must not be the input file")
     tag = resolve_tag(request)
-    model, validator = _load(tag, request)
+    model, validator = load_for_scoring(tag, request)
     columns = input_columns(request.source, in_format, validator, "INPUT", "--text-column")
     chunk_rows = request.chunk_rows or default_chunk_rows(model)
     sink = ChunkFileSink(
@@ -169,7 +169,7 @@ def default_chunk_rows(model: LoadedModel) -> int:
     return DEFAULT_CHUNK_ROWS["text" if model.contract.feature_schema is None else "tabular"]
 
 
-def _load(tag: str, request: ScoringRequest) -> tuple[LoadedModel, Validator]:
+def load_for_scoring(tag: str, request: ScoringRequest) -> tuple[LoadedModel, Validator]:
     _, contract = stored_model(tag)
     settings = TextServingSettings()
     if contract.feature_schema is not None:

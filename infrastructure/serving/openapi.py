@@ -61,8 +61,9 @@ ERROR_STATUSES: dict[int, str] = {
     429: "Too many requests in flight (max_concurrency), the work queued ahead would "
     "outlast max_latency_ms (shed on arrival), or the client is over its rate "
     "(rate_limit_per_key); retry after `Retry-After` seconds",
-    503: "Not ready yet (the first version is loading), or the request waited longer than "
-    "max_latency_ms for its batch; retry after `Retry-After` seconds",
+    503: "Not ready yet (the first version is loading), the request waited longer than "
+    "max_latency_ms for its batch, or (split text topology) the model runner is restarting; "
+    "retry after `Retry-After` seconds",
     504: "The request took longer than the service timeout",
 }
 COMMON_ERRORS = (400, 408, 413, 415, 429, 504)

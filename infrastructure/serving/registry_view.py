@@ -10,7 +10,6 @@ import logging
 from pathlib import Path
 
 from application.registry.overview import RegistryOverview, registry_overview
-from infrastructure.config.settings import MlopsSettings
 
 logger = logging.getLogger(__name__)
 
@@ -19,15 +18,16 @@ SQLITE = "sqlite:///"
 
 
 class ServiceRegistryView:
-    def __init__(self, model_name: str) -> None:
+    def __init__(self, model_name: str, tracking_uri: str, registry_uri: str) -> None:
         self._name = model_name
+        self._tracking_uri = tracking_uri
+        self._registry_uri = registry_uri
 
     def _unavailable(self, why: str) -> RegistryOverview:
         return RegistryOverview(model_name=self._name, versions=[], runs=[], error=why)
 
     def overview(self) -> RegistryOverview:
-        settings = MlopsSettings()
-        uri = settings.tracking_uri
+        uri = self._tracking_uri
         # MLflow would create an empty database at a missing SQLite path.
         if uri.startswith(SQLITE) and not Path(uri.removeprefix(SQLITE)).exists():
             return self._unavailable(
@@ -37,7 +37,7 @@ class ServiceRegistryView:
             from infrastructure.tracking.mlflow_registry import MlflowModelRegistry
         except ImportError as error:
             return self._unavailable(f"MLflow is not installed with this service ({error})")
-        registry = MlflowModelRegistry(uri, settings.registry_uri)
+        registry = MlflowModelRegistry(uri, self._registry_uri)
         try:
             return registry_overview(registry, registry, self._name, RUN_LIMIT)
         except Exception as error:  # an unreachable tracking server must not fail the API

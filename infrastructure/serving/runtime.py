@@ -123,7 +123,8 @@ class ServingRuntime:
         self.pool = ModelPool()
         self.split = TrafficSplit(settings.challenger_weight)
         self.metrics = PrometheusServiceMetrics(settings.model_name)
-        home = MlopsSettings().home
+        mlops = MlopsSettings()
+        home = mlops.home
         self.recorder = PredictionRecorder(
             open_prediction_log(settings.prediction_log_url, home),
             capacity=settings.prediction_log_capacity,
@@ -178,7 +179,9 @@ class ServingRuntime:
             lease_s=settings.jobs_lease_s,
             retention_s=settings.jobs_retention_days * 86_400,
         )
-        self.registry = ServiceRegistryView(settings.model_name)
+        self.registry = ServiceRegistryView(
+            settings.model_name, mlops.tracking_uri, mlops.registry_uri
+        )
         self.startup_error: str | None = None
         self._started = threading.Event()
         self.metrics.challenger_weight(self.split.challenger_weight)

@@ -52,6 +52,7 @@ from infrastructure.serving.text_runner import (
     RunnerStats,
     Topology,
     front_workers,
+    model_threads,
 )
 from shared.errors import ModelNotFoundError
 
@@ -106,9 +107,12 @@ def build_text_service(
             )
             loader: ModelLoader
             if runner is None:
-                if settings.torch_threads:
-                    torch.set_num_threads(settings.torch_threads)
-                loader = loader_factory(settings, on_cache)
+                threads = model_threads(settings, workers, os.cpu_count())
+                if threads:
+                    torch.set_num_threads(threads)
+                loader = loader_factory(
+                    settings.model_copy(update={"torch_threads": threads}), on_cache
+                )
             else:
                 loader = RunnerModelLoader(settings, lambda: self.model_runner, on_cache)
             self.runtime = ServingRuntime(settings, loader, model_source(settings), ENDPOINTS)

@@ -135,6 +135,7 @@ def test_batch_jobs_use_the_same_path_without_an_event_loop(
     scorer = FakeScorer(answer=1)
     pool.swap("champion", loaded("3", scorer))
     service, monitors = _service(pool, executors)
-    predictions = service.score("batch", [1.0, 2.0, 3.0])
-    assert [p.label for p in predictions] == ["b"] * 3 and scorer.batches == [3]
+    scored = service.score_batch("batch", [1.0, 2.0, 3.0])
+    assert list(scored.labels) == ["b"] * 3 and scorer.batches == [3]
+    assert len(set(scored.request_ids)) == 3 and scored.variant == "champion"
     assert {v.variant: v.stats.predictions for v in monitors.stats()} == {"champion": 3}

@@ -7,14 +7,18 @@ import asyncio
 import threading
 from http import HTTPStatus
 
+import aiohttp
 import numpy as np
 import pytest
 from bentoml.exceptions import BentoMLException
 
 from infrastructure.config.settings import TextServingSettings
 from infrastructure.serving.text_runner import (
+    RunnerClassifier,
     RunnerCore,
+    RunnerModel,
     front_workers,
+    model_threads,
     resolve_topology,
     runner_batch_size,
     runner_error,
@@ -41,6 +45,14 @@ def test_worker_counts_follow_cores_and_gpus() -> None:
     assert runner_workers(TextServingSettings(gpus=2, runner_workers=1)) == 1
 
 
+def test_model_copies_share_the_cores_unless_threads_are_set() -> None:
+    assert model_threads(TextServingSettings(), workers=1, cores=2) == 0, "torch's default"
+    assert model_threads(TextServingSettings(), workers=2, cores=2) == 1
+    assert model_threads(TextServingSettings(), workers=3, cores=16) == 5
+    assert model_threads(TextServingSettings(), workers=4, cores=2) == 1
+    assert model_threads(TextServingSettings(torch_threads=2), workers=2, cores=2) == 2
+
+
 def test_runner_batches_are_larger_on_a_gpu() -> None:
     assert runner_batch_size(TextServingSettings(max_batch_size=64), has_cuda=False) == 64
     assert runner_batch_size(TextServingSettings(max_batch_size=64), has_cuda=True) == 256
@@ -60,6 +72,27 @@ def test_runner_refusals_become_the_fronts_own() -> None:
     assert isinstance(unavailable, OverloadedError) and not isinstance(unavailable, ShedError)
     other = _error(HTTPStatus.INTERNAL_SERVER_ERROR)
     assert runner_error(other) is other
+
+
+def test_a_runner_that_is_gone_is_a_503_not_a_500() -> None:
+    def gone(name: str, **kwargs: object) -> object:
+        raise aiohttp.ServerDisconnectedError()  # the runner was killed mid-call
+
+    model = RunnerModel(
+        tag="m:1",
+        version="1",
+        classes=["neg", "pos"],
+        device="cpu",
+        backend={},
+        forward_max_texts=None,
+        forward_max_tokens=None,
+        warmup_batch_ms={},
+        warmup_seconds=None,
+    )
+    classifier = RunnerClassifier(gone, model)  # type: ignore[arg-type]
+    with pytest.raises(OverloadedError, match="model runner unavailable") as refused:
+        classifier.predict_proba(["a text"])
+    assert not isinstance(refused.value, ShedError), "503 + Retry-After, not a 429"
 
 
 def _core(loader: FakeLoader, idle_evict_s: float = 600.0, max_wait_s: float = 5.0) -> RunnerCore:
