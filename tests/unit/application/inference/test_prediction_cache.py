@@ -5,14 +5,7 @@ from __future__ import annotations
 import pytest
 
 from application.inference.prediction_cache import PredictionCache
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fakes.clock import FakeClock
 
 
 def test_hits_and_misses_are_reported_by_position() -> None:

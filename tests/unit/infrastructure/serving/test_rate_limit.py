@@ -6,18 +6,11 @@ import pytest
 
 from infrastructure.serving import rate_limit
 from infrastructure.serving.rate_limit import KeyRateLimiter
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fakes.clock import FakeClock
 
 
 def test_a_burst_then_the_rate_and_the_wait_until_the_next_token() -> None:
-    clock = Clock()
+    clock = FakeClock()
     limiter = KeyRateLimiter(rate=2.0, burst=3, clock=clock)
     assert [limiter.take("a") for _ in range(3)] == [0.0, 0.0, 0.0]
     assert limiter.take("a") == pytest.approx(0.5)
@@ -33,7 +26,7 @@ def test_idle_clients_are_forgotten_when_the_table_is_full(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(rate_limit, "MAX_CLIENTS", 10)
-    clock = Clock()
+    clock = FakeClock()
     limiter = KeyRateLimiter(rate=1.0, burst=1, clock=clock)
     for client in range(10):
         limiter.take(f"old-{client}")
