@@ -15,6 +15,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from infrastructure.config.settings import ServingSettings
+from infrastructure.serving.registry_view import ServiceRegistryView
 from infrastructure.serving.tabular_service import build_tabular_service
 from tests.support.serving import (
     asgi_client,
@@ -273,11 +274,20 @@ def test_stats_summarise_traffic(client: TestClient) -> None:
     assert stats["errors"].get("invalid_input", 0) > 0
 
 
+def _models(tracking_uri: str) -> dict[str, Any]:
+    """What the ``models`` API answers for a worker started with this tracking store (the
+    service reads its location once, when a worker starts; a second app in this process
+    would collide with the module's in BentoML's metrics, so the view is asked directly)."""
+    view = ServiceRegistryView(MODEL, tracking_uri, tracking_uri)
+    return view.overview().model_dump(mode="json")
+
+
 def test_models_lists_registry_versions_and_runs(
-    client: TestClient, iris_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, iris_home: Path, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("MLOPS_TRACKING_URI", f"sqlite:///{iris_home / 'mlflow.db'}")
-    overview = client.post("/models").json()
+    answered = client.post("/models")
+    assert answered.status_code == 200 and answered.json()["model_name"] == MODEL
+    overview = _models(f"sqlite:///{iris_home / 'mlflow.db'}")
     assert overview["error"] is None
     [version] = overview["versions"]
     assert version["version"] == "1" and "champion" in version["aliases"]
@@ -288,8 +298,7 @@ def test_models_lists_registry_versions_and_runs(
 
     # A missing tracking store is said, not created (MLflow would make an empty one).
     missing = tmp_path / "nowhere" / "mlflow.db"
-    monkeypatch.setenv("MLOPS_TRACKING_URI", f"sqlite:///{missing}")
-    unavailable = client.post("/models").json()
+    unavailable = _models(f"sqlite:///{missing}")
     assert unavailable["versions"] == [] and str(missing) in unavailable["error"]
     assert not missing.exists()
 
