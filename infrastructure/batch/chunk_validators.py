@@ -59,10 +59,11 @@ class TabularChunkValidator:
             lambda loc: self._names[loc[1]] if len(loc) > 1 else "row",
         )
         passed = dict(zip((suspects[p] for p in checked.positions), checked.inputs, strict=True))
-        positions = [i for i in range(len(raw)) if clean[i] or i in passed]
+        is_clean: list[bool] = clean.tolist()
+        positions = [i for i in range(len(raw)) if is_clean[i] or i in passed]
         return ValidatedChunk(
             positions,
-            [raw[i] if clean[i] else passed[i] for i in positions],
+            [raw[i] if is_clean[i] else passed[i] for i in positions],
             [Rejected(suspects[r.position], r.reason) for r in checked.rejected],
         )
 

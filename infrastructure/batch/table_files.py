@@ -172,14 +172,17 @@ def _numbers(text: pd.Series) -> pd.Series:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    array = getattr(text.array, "_pa_array", None)
-    if array is None:
+    def field_by_field() -> pd.Series:
         return pd.to_numeric(text, errors="coerce").astype("float64")
+
+    array = getattr(text.array, "_pa_array", None)
+    if array is None:  # not Arrow-backed strings (pandas without pyarrow storage)
+        return field_by_field()
     plain = pc.fill_null(pc.match_substring_regex(array, PLAIN_NUMBER), False)
     try:
         cast = pc.cast(pc.if_else(plain, array, pa.scalar(None, pa.string())), pa.float64())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return pd.to_numeric(text, errors="coerce").astype("float64")
+    except pa.ArrowInvalid:  # a field the pattern let through but Arrow does not parse
+        return field_by_field()
     values = np.array(cast.to_numpy(zero_copy_only=False), dtype="float64")  # nulls: NaN
     others = np.flatnonzero(~plain.to_numpy(zero_copy_only=False) & text.notna().to_numpy())
     if others.size:

@@ -64,12 +64,11 @@ class KeyAuthorizer:
     def __call__(self, endpoint: str, scope: Scope) -> Authorization:
         needed = self._roles.get(endpoint)
         token = presented_token(scope)
+        key = authenticate(self._keys(), token) if token is not None else None
         if needed is None:
             # Open, but a valid key still names the caller (its rate limit, the audit log);
             # an invalid one is ignored there, as no key would be.
-            key = authenticate(self._keys(), token) if token is not None else None
             return 200, "", key
-        key = authenticate(self._keys(), token) if token is not None else None
         if key is None:
             problem = "no API key was sent" if token is None else "the API key is not valid"
             return (
@@ -194,6 +193,7 @@ class RequestGuardMiddleware:
                     retry_after=True,
                 )
                 return
+            key: ApiKey | None = None
             if self.authorize is not None:
                 refused, why, key = self.authorize(endpoint, scope)
                 if refused != 200:
@@ -204,7 +204,6 @@ class RequestGuardMiddleware:
                     # Who called: the admin APIs write it to the audit log.
                     scope.setdefault("state", {})["api_key"] = key
             if self.rate_limit is not None and endpoint in self.rate_limited_endpoints:
-                key = scope.get("state", {}).get("api_key")
                 client = f"key {key.name!r} ({key.id})" if key else _client_address(scope)
                 wait_s = self.rate_limit.take(client)
                 if wait_s:

@@ -119,6 +119,16 @@ def model_threads(settings: TextServingSettings, workers: int, cores: int | None
     return max(1, (cores or 1) // workers)
 
 
+def use_model_threads(settings: TextServingSettings, threads: int) -> TextServingSettings:
+    """Sets this process's torch threads (0: leave torch's default) and returns the
+    settings the model's loader gets (ONNX Runtime reads the same count from them)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    return settings.model_copy(update={"torch_threads": threads})
+
+
 def runner_batch_size(settings: TextServingSettings, has_cuda: bool) -> int:
     if settings.runner_max_batch_size:
         return settings.runner_max_batch_size
@@ -283,15 +293,12 @@ def build_text_runner(
     # Runner workers on the CPU each hold a copy: they share the cores out as the single
     # topology's workers do (a GPU runner's threads only feed its device).
     threads = model_threads(settings, 1 if has_cuda else runner_workers(settings), os.cpu_count())
-    runner_settings = runner_settings.model_copy(update={"torch_threads": threads})
 
     class TextRunner:
         def __init__(self) -> None:
-            if threads:
-                import torch
-
-                torch.set_num_threads(threads)
-            loader = loader_factory(runner_settings, lambda version, hits, misses: None)
+            loader = loader_factory(
+                use_model_threads(runner_settings, threads), lambda version, hits, misses: None
+            )
             self.core = RunnerCore(
                 loader, batch, settings.max_latency_ms / 1000.0, settings.runner_idle_evict_s
             )
@@ -395,7 +402,8 @@ class RunnerClassifier:
             raise runner_error(error) from None
         except (aiohttp.ClientConnectionError, ConnectionError, FileNotFoundError) as error:
             # The runner process is gone (killed, restarting): BentoML starts a new one,
-            # which loads the tag on its first call. Until then: 503 with Retry-After.
+            # which preloads the alias's version before it takes calls. Until then: 503
+            # with Retry-After.
             raise OverloadedError(
                 f"model runner unavailable ({type(error).__name__}); it is restarting"
             ) from None

@@ -53,6 +53,7 @@ from infrastructure.serving.text_runner import (
     Topology,
     front_workers,
     model_threads,
+    use_model_threads,
 )
 from shared.errors import ModelNotFoundError
 
@@ -108,11 +109,7 @@ def build_text_service(
             loader: ModelLoader
             if runner is None:
                 threads = model_threads(settings, workers, os.cpu_count())
-                if threads:
-                    torch.set_num_threads(threads)
-                loader = loader_factory(
-                    settings.model_copy(update={"torch_threads": threads}), on_cache
-                )
+                loader = loader_factory(use_model_threads(settings, threads), on_cache)
             else:
                 loader = RunnerModelLoader(settings, lambda: self.model_runner, on_cache)
             self.runtime = ServingRuntime(settings, loader, model_source(settings), ENDPOINTS)
