@@ -32,6 +32,15 @@ TEXT_SERVICE := infrastructure.serving.entrypoints.text:TextClassifier
 TEXT_MODEL ?= sst2-sentiment
 TEXT_CONFIG ?= configs/sst2_quick.yaml
 TEXT_PORT ?= 3001
+# The edge (HAProxy, deploy/haproxy/haproxy.cfg) takes HOST:PORT and refuses excess load with
+# a fast 429 before it reaches Python; each service then listens on 127.0.0.1 at
+# PORT + EDGE_OFFSET. EDGE=off, or no haproxy installed, serves directly on HOST:PORT.
+HAPROXY ?= $(firstword $(shell command -v haproxy 2>/dev/null) $(wildcard /usr/sbin/haproxy))
+EDGE ?= $(if $(HAPROXY),on,off)
+EDGE_OFFSET ?= 100
+# In flight in the service (its workers x max_batch_size) and waiting at the edge.
+EDGE_MAX_CONN ?= 64
+EDGE_QUEUE ?= 64
 LOAD_USERS ?= 32
 LOAD_TIME ?= 30s
 
@@ -58,11 +67,12 @@ $(VENV)/.installed: pyproject.toml poetry.lock
 # monitor-local), amtool, redis-server (the Redis prediction log), docker-compose (validates
 # docker-compose.yml without a daemon), chromium + chromium-driver (the web UI's browser
 # test). As root, or through sudo.
-SYSTEM_PACKAGES := prometheus prometheus-alertmanager redis-server docker-compose chromium chromium-driver
+SYSTEM_PACKAGES := prometheus prometheus-alertmanager redis-server docker-compose chromium chromium-driver haproxy nghttp2-client
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-system-deps: ## Install the Debian packages the tests need (prometheus, alertmanager, redis-server, docker-compose, chromium)
-	@missing=""; for tool in promtool amtool redis-server docker-compose chromium chromedriver; do command -v $$tool >/dev/null || missing=1; done; \
+system-deps: ## Install the Debian packages the tests need (prometheus, alertmanager, redis-server, docker-compose, chromium, haproxy, h2load)
+	@missing=""; for tool in promtool amtool redis-server docker-compose chromium chromedriver h2load; do command -v $$tool >/dev/null || missing=1; done; \
+	test -x /usr/sbin/haproxy || command -v haproxy >/dev/null || missing=1; \
 	if [ -n "$$missing" ]; then \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(SYSTEM_PACKAGES); \
 	else echo "system packages present: $(SYSTEM_PACKAGES)"; fi
@@ -132,20 +142,34 @@ build: install ## bentoml build: a Bento of the tabular service with MODEL's cha
 build-text: install ## bentoml build: a Bento of the text service with TEXT_MODEL's champion
 	MLOPS_TEXT_SERVE_MODEL_NAME=$(TEXT_MODEL) $(BIN)/bentoml build -f bentofile.text.yaml
 
-# Two servers, one per Bento: Ctrl-C (or either one exiting) stops both. TERM, not INT:
-# background jobs of a non-interactive shell ignore SIGINT.
-serve: install ## Serve both champions: MODEL on HOST:PORT (3000), TEXT_MODEL on HOST:TEXT_PORT (3001), each with its web UI at /ui
-	@echo "web UI: http://$(HOST):$(PORT)/ui (tabular) and http://$(HOST):$(TEXT_PORT)/ui (text), once they say ready"
+# Where a service listens for public port $(1), and the edge in front of it (its own
+# counters, Prometheus format, on 127.0.0.1:$(1)+5404/metrics).
+edge_on := $(filter on,$(EDGE))
+service_bind = $(if $(edge_on),--host 127.0.0.1 --port $$(( $(1) + $(EDGE_OFFSET) )),--host $(HOST) --port $(1))
+edge_for = $(if $(edge_on),EDGE_BIND=$(HOST):$(1) SERVICE_ADDR=127.0.0.1:$$(( $(1) + $(EDGE_OFFSET) )) EDGE_METRICS_BIND=127.0.0.1:$$(( $(1) + 5404 )) EDGE_MAX_CONN=$(EDGE_MAX_CONN) EDGE_QUEUE=$(EDGE_QUEUE) $(HAPROXY) -db -f deploy/haproxy/haproxy.cfg &)
+edge_note = $(if $(edge_on),through the edge (HAProxy; EDGE=off serves directly),directly (no haproxy: `make system-deps` installs it))
+
+# Two servers, one per Bento (and an edge in front of each): Ctrl-C (or any one exiting)
+# stops all. TERM, not INT: background jobs of a non-interactive shell ignore SIGINT.
+serve: install ## Serve both champions: MODEL on HOST:PORT (3000), TEXT_MODEL on HOST:TEXT_PORT (3001), web UI at /ui, behind the edge when haproxy is installed
+	@echo "web UI: http://$(HOST):$(PORT)/ui (tabular) and http://$(HOST):$(TEXT_PORT)/ui (text), $(edge_note), once they say ready"
 	@trap 'kill -TERM $$(jobs -p) 2>/dev/null; wait' EXIT; trap 'exit 130' INT TERM; \
-	MLOPS_SERVE_MODEL_NAME=$(MODEL) $(BIN)/bentoml serve $(TABULAR_SERVICE) --host $(HOST) --port $(PORT) & \
-	MLOPS_TEXT_SERVE_MODEL_NAME=$(TEXT_MODEL) $(BIN)/bentoml serve $(TEXT_SERVICE) --host $(HOST) --port $(TEXT_PORT) & \
+	MLOPS_SERVE_MODEL_NAME=$(MODEL) $(BIN)/bentoml serve $(TABULAR_SERVICE) $(call service_bind,$(PORT)) & \
+	MLOPS_TEXT_SERVE_MODEL_NAME=$(TEXT_MODEL) $(BIN)/bentoml serve $(TEXT_SERVICE) $(call service_bind,$(TEXT_PORT)) & \
+	$(call edge_for,$(PORT)) $(call edge_for,$(TEXT_PORT)) \
 	wait -n
 
-serve-tabular: install ## Serve MODEL's champion only, on HOST:PORT
-	MLOPS_SERVE_MODEL_NAME=$(MODEL) $(BIN)/bentoml serve $(TABULAR_SERVICE) --host $(HOST) --port $(PORT)
+serve-tabular: install ## Serve MODEL's champion only, on HOST:PORT (behind the edge as `serve`)
+	@echo "tabular service on http://$(HOST):$(PORT), $(edge_note)"
+	@trap 'kill -TERM $$(jobs -p) 2>/dev/null; wait' EXIT; trap 'exit 130' INT TERM; \
+	MLOPS_SERVE_MODEL_NAME=$(MODEL) $(BIN)/bentoml serve $(TABULAR_SERVICE) $(call service_bind,$(PORT)) & \
+	$(call edge_for,$(PORT)) wait -n
 
-serve-text: install ## Serve TEXT_MODEL's champion only, on HOST:TEXT_PORT
-	MLOPS_TEXT_SERVE_MODEL_NAME=$(TEXT_MODEL) $(BIN)/bentoml serve $(TEXT_SERVICE) --host $(HOST) --port $(TEXT_PORT)
+serve-text: install ## Serve TEXT_MODEL's champion only, on HOST:TEXT_PORT (behind the edge as `serve`)
+	@echo "text service on http://$(HOST):$(TEXT_PORT), $(edge_note)"
+	@trap 'kill -TERM $$(jobs -p) 2>/dev/null; wait' EXIT; trap 'exit 130' INT TERM; \
+	MLOPS_TEXT_SERVE_MODEL_NAME=$(TEXT_MODEL) $(BIN)/bentoml serve $(TEXT_SERVICE) $(call service_bind,$(TEXT_PORT)) & \
+	$(call edge_for,$(TEXT_PORT)) wait -n
 
 demo: champion text-champion serve ## Train and promote iris and SST-2 models if they have no champion, serve both (web UI at /ui)
 

@@ -10,6 +10,9 @@
 - ``soak``: 80% of capacity for ``--seconds`` (600 for the real run): errors, server RSS
   growth after warm-up, and latency percentiles of the first and last minute.
 
+``--edge`` puts HAProxy (``deploy/haproxy/haproxy.cfg``, the Debian package ``haproxy``) in
+front of the service, as the compose and Kubernetes examples do, and sends the load through it.
+
 Each prints a table and writes ``benchmarks/results/reliability_<mode>.json``. Loopback only;
 every run stops by itself.
 
@@ -20,10 +23,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import math
 import os
 import platform
 import re
+import shutil
 import signal
 import sys
 import time
@@ -34,6 +40,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 import psutil
+import uvloop
 
 from benchmarks.champions import REPO_ROOT, ensure_champion, tool, use_stores
 from benchmarks.http_load import free_port, run_level, server_process
@@ -58,6 +65,9 @@ class Sample:
     status: int  # 0: connection error
     ms: float
     request_id: str | None = None
+    # How far behind its schedule the generator sent it: a generator short of CPU sends
+    # late and reads every answer late, which looks like a slow server.
+    late_ms: float = 0.0
 
 
 @dataclass
@@ -74,6 +84,7 @@ class Phase:
     ok_p99_ms: float | None = None
     shed_p99_ms: float | None = None
     shed_with_retry_after: int = 0
+    generator_late_p99_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -130,13 +141,16 @@ async def _open_loop(url: str, rate: float, seconds: float, start: float) -> lis
 
         async def one(index: int) -> None:
             sent = time.perf_counter()
+            late_ms = max(0.0, (sent - began - index / rate) * 1000)
             try:
                 async with in_flight, session.post(url, data=_body(index), headers=headers) as r:
                     payload = await r.read()
                     status = r.status
                     retry_after = r.headers.get("retry-after")
             except (aiohttp.ClientError, TimeoutError):
-                samples.append(Sample(sent - start, 0, (time.perf_counter() - sent) * 1000))
+                samples.append(
+                    Sample(sent - start, 0, (time.perf_counter() - sent) * 1000, None, late_ms)
+                )
                 return
             request_id = None
             if status == 200:
@@ -144,7 +158,9 @@ async def _open_loop(url: str, rate: float, seconds: float, start: float) -> lis
             elif status == 429 and retry_after is None:
                 status = 4290  # shed without Retry-After: counted apart
             samples.append(
-                Sample(sent - start, status, (time.perf_counter() - sent) * 1000, request_id)
+                Sample(
+                    sent - start, status, (time.perf_counter() - sent) * 1000, request_id, late_ms
+                )
             )
 
         # Only the requests in flight are held: keeping every finished task for the whole
@@ -180,6 +196,9 @@ def _phase(name: str, rate: float, seconds: float, samples: list[Sample]) -> Pha
         phase.ok_p99_ms = round(float(np.percentile(ok, 99)), 1)
     if shed:
         phase.shed_p99_ms = round(float(np.percentile(shed, 99)), 1)
+    if samples:
+        late = [s.late_ms for s in samples]
+        phase.generator_late_p99_ms = round(float(np.percentile(late, 99)), 1)
     return phase
 
 
@@ -215,22 +234,95 @@ def _capacity(base: str, requests: int) -> float:
     return float(level.rps)
 
 
+# A client of h2load waits for its answer before its next request (HTTP/1.1), so each sends
+# one request per this many seconds: the offered rate holds while answers come within it
+# (the accepted-latency bound, 2x max_latency_ms), and the generator's log shows when not.
+H2LOAD_CLIENT_PERIOD_S = 2.0
+SIDE_STREAM_SHARE = 0.02
+
+
+def _open_loop_phase(
+    url: str, rate: float, seconds: float, start: float, generator: str
+) -> tuple[list[Sample], list[Sample]]:
+    """(samples, side-stream samples) of ``rate`` requests/s for ``seconds``.
+
+    ``h2load`` (nghttp2, C) costs the machine about 40 us per request: this Python
+    generator costs about 300 us and, on two cores shared with the server, fell 140 ms
+    behind its own schedule at 2,000 requests/s, which read as slow 429s. A small aiohttp
+    side stream runs alongside it to see the headers h2load does not report."""
+    if generator == "aiohttp":
+        return uvloop.run(_open_loop(url, rate, seconds, start)), []
+
+    async def both() -> tuple[list[Sample], list[Sample]]:
+        side_rate = max(1.0, rate * SIDE_STREAM_SHARE)
+        side = asyncio.create_task(_open_loop(url, side_rate, seconds, start))
+        main = await _h2load(url, rate, seconds, start)
+        return main, await side
+
+    return uvloop.run(both())
+
+
+async def _h2load(url: str, rate: float, seconds: float, start: float) -> list[Sample]:
+    import tempfile
+
+    binary = shutil.which("h2load")
+    if binary is None:
+        raise SystemExit(
+            "overload needs h2load (the Debian package nghttp2-client; `make system-deps`), "
+            "or --generator aiohttp"
+        )
+    clients = max(1, math.ceil(rate * H2LOAD_CLIENT_PERIOD_S))
+    total = max(clients, int(rate * seconds))
+    with tempfile.TemporaryDirectory(prefix="h2load-") as folder:
+        body, log = Path(folder) / "body.json", Path(folder) / "requests.tsv"
+        body.write_bytes(_body(0))
+        command = [
+            binary, "--h1", "-t", "1", "-c", str(clients), "-n", str(total),
+            "--rps", f"{rate / clients:.6f}",
+            # Clients start spread over one period (a batch every 10 ms), not all at once:
+            # started together, their requests arrive in bursts of `clients`.
+            "-r", str(max(1, math.ceil(clients / (H2LOAD_CLIENT_PERIOD_S * 100)))),
+            "--rate-period", "10ms",
+            "-d", str(body), "-H", "content-type: application/json",
+            "--log-file", str(log), url,
+        ]  # fmt: skip
+        began = time.time()
+        process = await asyncio.create_subprocess_exec(
+            *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        output, _ = await process.communicate()
+        if process.returncode != 0 or not log.exists():
+            raise SystemExit(f"h2load failed: {output.decode(errors='replace')[-2000:]}")
+        offset = began - (time.perf_counter() - start)  # wall clock -> run clock
+        samples = []
+        for line in log.read_text().splitlines():
+            sent_us, status, latency_us = line.split("\t")[:3]
+            samples.append(Sample(int(sent_us) / 1e6 - offset, int(status), int(latency_us) / 1e3))
+    # Requests h2load could not send or whose connection failed are not in its log.
+    samples += [Sample(seconds, 0, 0.0) for _ in range(total - len(samples))]
+    return samples
+
+
 def overload(base: str, args: argparse.Namespace, max_latency_ms: int) -> dict[str, Any]:
     capacity = _capacity(base, args.capacity_requests)
     rate = capacity * 3
     start = time.perf_counter()
-    heavy = asyncio.run(_open_loop(f"{base}/classify", rate, args.seconds, start))
+    url = f"{base}/classify"
+    heavy, side = _open_loop_phase(url, rate, args.seconds, start, args.generator)
     drain_s = _until_drained(base)
     calm_seconds = max(5.0, args.seconds / 2)
-    light = asyncio.run(_open_loop(f"{base}/classify", capacity / 2, calm_seconds, start))
+    light, _ = _open_loop_phase(url, capacity / 2, calm_seconds, start, args.generator)
     phases = [
         _phase("3x capacity", rate, args.seconds, heavy),
         _phase("0.5x capacity (recovery)", capacity / 2, calm_seconds, light),
     ]
     over, calm = phases
+    # h2load does not report headers: Retry-After is checked on every 429 of a side stream.
+    side_shed = [s for s in side if s.status in (429, 4290)]
     checks = {
-        "excess shed with 429 + Retry-After": over.shed > 0
-        and over.shed_with_retry_after == over.shed,
+        "excess shed with 429": over.shed > 0,
+        "every 429 carries Retry-After": all(s.status == 429 for s in side_shed)
+        and over.shed_with_retry_after == over.shed - sum(s.status == 4290 for s in heavy),
         f"429 answered within {SHED_FAST_MS:g} ms (p99)": (over.shed_p99_ms or 0) <= SHED_FAST_MS,
         f"accepted p99 <= 2x MAX_LATENCY_MS ({2 * max_latency_ms} ms)": (over.ok_p99_ms or 0)
         <= 2 * max_latency_ms,
@@ -238,8 +330,10 @@ def overload(base: str, args: argparse.Namespace, max_latency_ms: int) -> dict[s
         f"drained within {DRAIN_LIMIT_S:g} s of the load dropping": drain_s <= DRAIN_LIMIT_S,
         "recovered: nothing shed or failed at 0.5x": calm.shed == 0 and calm.failed == 0,
     }
+    extra = {"generator": args.generator, "side_stream_429s": len(side_shed)}
     return {
         "capacity_rps": capacity,
+        **extra,
         "drain_s": round(drain_s, 2),
         "phases": [asdict(p) for p in phases],
         "checks": checks,
@@ -329,7 +423,7 @@ def chaos(base: str, args: argparse.Namespace, server_pid: int) -> dict[str, Any
         await watcher
         return samples
 
-    samples = asyncio.run(scenario())
+    samples = uvloop.run(scenario())
     replaced_after = round(replaced[0], 2) if replaced else None
     phase = _phase(f"half capacity, one {args.victim} killed", rate, args.seconds, samples)
     answered = {s.request_id for s in samples if s.request_id}
@@ -391,7 +485,7 @@ def soak(base: str, args: argparse.Namespace, server_pid: int) -> dict[str, Any]
             await asyncio.sleep(min(10.0, args.seconds / 10))
         return await load
 
-    samples = asyncio.run(scenario())
+    samples = uvloop.run(scenario())
     minute = min(60.0, args.seconds / 3)
     first = _phase("first minute", rate, minute, [s for s in samples if s.sent < minute])
     last = _phase(
@@ -417,6 +511,29 @@ def soak(base: str, args: argparse.Namespace, server_pid: int) -> dict[str, Any]
         "generator_rss_mib": generator_rss,
         "phases": [asdict(p) for p in (first, last, whole)],
         "checks": checks,
+    }
+
+
+EDGE_CONFIG = "deploy/haproxy/haproxy.cfg"
+
+
+def _haproxy() -> str:
+    path = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/sbin")
+    if path is None:
+        raise SystemExit("--edge needs haproxy (the Debian package; `make system-deps`)")
+    return path
+
+
+def _edge_env(service_port: int, workers: int, max_batch_size: int) -> dict[str, str]:
+    """The edge's settings as the README gives them: in flight, what fills every worker's
+    batch; waiting, as many again (together well under max_latency_ms at capacity)."""
+    in_flight = workers * max_batch_size
+    return {
+        "EDGE_BIND": f"127.0.0.1:{free_port()}",
+        "EDGE_METRICS_BIND": f"127.0.0.1:{free_port()}",
+        "SERVICE_ADDR": f"127.0.0.1:{service_port}",
+        "EDGE_MAX_CONN": os.environ.get("EDGE_MAX_CONN", str(in_flight)),
+        "EDGE_QUEUE": os.environ.get("EDGE_QUEUE", str(in_flight)),
     }
 
 
@@ -451,9 +568,23 @@ def main(argv: list[str] | None = None) -> int:
         help="pin the server to the first core and this generator to the others (taskset), "
         "so the two stop competing for the same cores",
     )
+    parser.add_argument(
+        "--generator",
+        choices=("h2load", "aiohttp"),
+        default="h2load",
+        help="overload: the open-loop load generator (h2load: Debian's nghttp2-client)",
+    )
+    parser.add_argument(
+        "--edge",
+        action="store_true",
+        help="send the load through HAProxy (deploy/haproxy/haproxy.cfg) in front of the "
+        "service, which refuses what exceeds EDGE_MAX_CONN in flight + EDGE_QUEUE waiting",
+    )
     args = parser.parse_args(argv)
     args.seconds = args.seconds or {"overload": 20.0, "chaos": 30.0, "soak": 600.0}[args.mode]
-    suffix = "" if args.kind == "tabular" else f"_text_{args.topology}"
+    suffix = ("" if args.kind == "tabular" else f"_text_{args.topology}") + (
+        "_edge" if args.edge else ""
+    )
     default_output = f"benchmarks/results/reliability_{args.mode}{suffix}.json"
     output = args.output or REPO_ROOT / default_output
 
@@ -488,7 +619,21 @@ def main(argv: list[str] | None = None) -> int:
         command = ["taskset", "-c", str(available[0]), *command]
         os.sched_setaffinity(0, cores["generator"])
     log = home / f"reliability-{args.kind}-{args.mode}.log"
-    with server_process(command, env, base + "/readyz", log, REPO_ROOT) as process:
+    edge: dict[str, str] = {}
+    with contextlib.ExitStack() as running:
+        process = running.enter_context(
+            server_process(command, env, base + "/readyz", log, REPO_ROOT)
+        )
+        if args.edge:
+            edge = _edge_env(port, int(env[f"{prefix}WORKERS"]), settings.max_batch_size)
+            edge_command = [_haproxy(), "-db", "-f", str(REPO_ROOT / EDGE_CONFIG)]
+            if cores is not None:  # the edge shares the server's core, as in its pod
+                edge_command = ["taskset", "-c", str(cores["server"][0]), *edge_command]
+            base = f"http://{edge['EDGE_BIND']}"
+            edge_log = home / f"reliability-{args.kind}-{args.mode}-edge.log"
+            running.enter_context(
+                server_process(edge_command, edge, base + "/readyz", edge_log, REPO_ROOT)
+            )
         # The version the server loaded: the prediction log is keyed by it.
         args.version = _metadata(base)["variants"]["champion"]["model_version"]
         if args.mode == "overload":
@@ -501,7 +646,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.mode}: capacity {result['capacity_rps']} rps (64 closed-loop clients)")
     header = (
         f"{'phase':<36}{'rate':>8}{'sent':>8}{'ok':>8}{'429':>7}{'failed':>8}"
-        f"{'ok p50':>9}{'ok p99':>9}{'429 p99':>9}"
+        f"{'ok p50':>9}{'ok p99':>9}{'429 p99':>9}{'gen late p99':>14}"
     )
     print(header)
     print("-" * len(header))
@@ -509,7 +654,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{p['name']:<36}{p['rate']:>8}{p['sent']:>8}{p['ok']:>8}{p['shed']:>7}"
             f"{p['failed']:>8}{p['ok_p50_ms'] or '-':>9}{p['ok_p99_ms'] or '-':>9}"
-            f"{p['shed_p99_ms'] or '-':>9}"
+            f"{p['shed_p99_ms'] or '-':>9}{p['generator_late_p99_ms'] or '-':>14}"
         )
     for name, met in result["checks"].items():
         print(f"[{'PASS' if met else 'MISS'}] {name}")
@@ -525,6 +670,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": args.model,
         "topology": args.topology if args.kind == "text" else None,
         "cores": cores or "shared",
+        "edge": {k: v for k, v in edge.items() if k.startswith("EDGE_")} or None,
         **result,
     }
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -96,13 +96,16 @@ def policy_violations(objects: Iterable[dict[str, Any]]) -> list[str]:
         if not pod.get("topologySpreadConstraints"):
             found.append(f"{name_of(obj)}: no topologySpreadConstraints")
         gpu = False
+        names = {c.get("name") for c in pod.get("containers", [])}
+        if "edge" not in names:
+            found.append(f"{name_of(obj)}: no edge container (deploy/haproxy) in front")
         for container in pod.get("containers", []):
             where = f"{name_of(obj)} container {container.get('name')}"
             found.extend(_container_violations(where, container))
             gpu = gpu or "nvidia.com/gpu" in container.get("resources", {}).get("limits", {})
             mounted = {m["name"] for m in container.get("volumeMounts", [])}
             read_only = container.get("securityContext", {}).get("readOnlyRootFilesystem")
-            if read_only and not {"state", "tmp"} <= mounted:
+            if container.get("name") == "service" and read_only and not {"state", "tmp"} <= mounted:
                 found.append(f"{where}: a read-only root needs the state and tmp volumes")
         if gpu and not (pod.get("nodeSelector") and pod.get("tolerations")):
             found.append(f"{name_of(obj)}: GPU pods need a nodeSelector and tolerations")

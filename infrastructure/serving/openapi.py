@@ -61,12 +61,17 @@ ERROR_STATUSES: dict[int, str] = {
     429: "Too many requests in flight (max_concurrency), the work queued ahead would "
     "outlast max_latency_ms (shed on arrival), or the client is over its rate "
     "(rate_limit_per_key); retry after `Retry-After` seconds",
+    502: "Behind the edge (HAProxy) only: the service closed the connection without an "
+    "answer, three times (workers restarting); retry after `Retry-After` seconds",
     503: "Not ready yet (the first version is loading), the request waited longer than "
-    "max_latency_ms for its batch, or (split text topology) the model runner is restarting; "
-    "retry after `Retry-After` seconds",
+    "max_latency_ms for its batch, (split text topology) the model runner is restarting, "
+    "or (behind the edge) the service could not be reached; retry after `Retry-After` "
+    "seconds",
     504: "The request took longer than the service timeout",
 }
-COMMON_ERRORS = (400, 408, 413, 415, 429, 504)
+# 429 also comes from the edge when the service is full and its queue too; 502 and 503 from
+# the edge when the service cannot answer (deploy/haproxy/haproxy.cfg, the same body shape).
+COMMON_ERRORS = (400, 408, 413, 415, 429, 502, 503, 504)
 
 
 def _details_from(status: int, payload: Any) -> tuple[str, list[ErrorDetail]]:
@@ -117,7 +122,7 @@ def error_body(status: int, body: bytes) -> bytes:
 
 
 # Statuses whose answers carry Retry-After (added by the request guard middleware).
-RETRY_AFTER_STATUSES = frozenset({429, 503})
+RETRY_AFTER_STATUSES = frozenset({429, 502, 503})
 
 
 def error_response_spec(status: int) -> dict[str, Any]:

@@ -75,17 +75,16 @@ def endpoint_roles(settings: ServingSettings) -> dict[str, Role]:
 
 def endpoint_errors(settings: ServingSettings) -> dict[str, tuple[int, ...]]:
     """The error statuses each API can answer with (declared in the OpenAPI document)."""
-    predictions = (*COMMON_ERRORS, 503)  # 503 while the first version loads
     errors = {
-        "classify": predictions,
-        "predict": predictions,
+        "classify": COMMON_ERRORS,
+        "predict": COMMON_ERRORS,
         "metadata": COMMON_ERRORS,
         "feedback": (*COMMON_ERRORS, 404),
         "stats": COMMON_ERRORS,
         "models": COMMON_ERRORS,
         "admin/reload": COMMON_ERRORS,
         "admin/traffic": COMMON_ERRORS,
-        "jobs/submit": (*COMMON_ERRORS, 503),
+        "jobs/submit": COMMON_ERRORS,
         "jobs/status": (*COMMON_ERRORS, 404),
         "jobs/result": (*COMMON_ERRORS, 404, 409),
         "jobs/rejects": (*COMMON_ERRORS, 404, 409),

@@ -13,16 +13,30 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.support.system_tools import require_tool
 
 pytestmark = [pytest.mark.slow, pytest.mark.serve]
 
 
-@pytest.mark.parametrize(("mode", "seconds"), [("overload", "6"), ("chaos", "12"), ("soak", "15")])
-def test_short_reliability_run(mode: str, seconds: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("mode", "seconds", "edge"),
+    [
+        ("overload", "6", False),
+        ("overload", "6", True),
+        ("chaos", "12", False),
+        ("soak", "15", False),
+    ],
+    ids=["overload", "overload-edge", "chaos", "soak"],
+)
+def test_short_reliability_run(mode: str, seconds: str, edge: bool, tmp_path: Path) -> None:
+    if mode == "overload":
+        require_tool("h2load", "nghttp2-client")
+    if edge:
+        require_tool("haproxy", "haproxy")
     output = tmp_path / f"{mode}.json"
     command = [sys.executable, "-m", "benchmarks.reliability", mode, "--seconds", seconds]
     command += ["--capacity-requests", "800", "--home", str(tmp_path / "home")]
-    command += ["--output", str(output)]
+    command += ["--output", str(output), *(["--edge"] if edge else [])]
     if mode == "soak":
         # Capacity measured over 800 requests moves by a third run to run on two shared
         # cores; half of it keeps the short run below what the service sustains.
@@ -31,14 +45,12 @@ def test_short_reliability_run(mode: str, seconds: str, tmp_path: Path) -> None:
     report = json.loads(output.read_text()) if output.exists() else {}
     assert report, done.stdout[-4000:] + done.stderr[-4000:]
     checks = dict(report["checks"])
-    if mode == "overload":
-        # The latency targets under 3x load miss on two cores shared with the load
-        # generator (README, "Reliability"); the refusals and the recovery must hold.
-        checks = {
-            k: v
-            for k, v in checks.items()
-            if "429 + Retry-After" in k or "recover" in k or "drained" in k
-        }
+    if mode == "overload" and not edge:
+        # Without the edge the latency targets under 3x load miss: a refusal costs the
+        # service's event loop about what an answer costs (README, "Reliability"). The
+        # refusals and the recovery must hold; behind the edge, every check.
+        checks = {k: v for k, v in checks.items() if "429" in k or "recover" in k or "drained" in k}
+        checks.pop("429 answered within 100 ms (p99)")
     if mode == "overload":
         # Recovery in the short run: a CI run (2 cores shared with the generator) shed a
         # few of the first calm requests even after the drain; `make overload` judges zero.

@@ -19,7 +19,8 @@ import pytest
 
 
 def require_tool(name: str, package: str) -> str:
-    path = shutil.which(name)
+    # Daemons (haproxy) install to /usr/sbin, which a non-root PATH may leave out.
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
     if path is not None:
         return path
     message = f"{name} is not installed (apt-get install -y {package})"

@@ -28,8 +28,21 @@ def _deployment(objects: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _settings(objects: list[dict[str, Any]]) -> dict[str, str]:
-    [config] = [o for o in objects if o["kind"] == "ConfigMap"]
-    return dict(config["data"])
+    return dict(_settings_map(objects)["data"])
+
+
+def _settings_map(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    [config] = [
+        o
+        for o in objects
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("bento-mlops-settings")
+    ]
+    return config
+
+
+def _containers(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    pod = _deployment(objects)["spec"]["template"]["spec"]
+    return {c["name"]: c for c in pod["containers"]}
 
 
 def test_the_overlays_are_cpu_gpu_and_canary() -> None:
@@ -46,7 +59,8 @@ def test_cpu_overlay_serves_the_tabular_image_without_gpus() -> None:
     kinds = sorted(o["kind"] for o in objects)
     assert kinds == sorted(
         [
-            "ConfigMap",
+            "ConfigMap",  # the settings
+            "ConfigMap",  # the edge's haproxy.cfg
             "Deployment",
             "HorizontalPodAutoscaler",
             "NetworkPolicy",
@@ -57,19 +71,38 @@ def test_cpu_overlay_serves_the_tabular_image_without_gpus() -> None:
             "ServiceMonitor",
         ]
     )
-    [container] = _deployment(objects)["spec"]["template"]["spec"]["containers"]
+    containers = _containers(objects)
+    assert sorted(containers) == ["edge", "service"]
+    container = containers["service"]
     assert container["image"].endswith("/bento-mlops-tabular:latest")
     assert "nvidia.com/gpu" not in container["resources"]["limits"]
     assert _settings(objects)["MLOPS_SERVE_MODEL_NAME"] == "iris-classifier"
     # The generated names carry a content hash, and the Deployment refers to those names.
-    config = next(o for o in objects if o["kind"] == "ConfigMap")["metadata"]["name"]
+    config = _settings_map(objects)["metadata"]["name"]
     assert container["envFrom"][0]["configMapRef"]["name"] == config != "bento-mlops-settings"
+
+
+def test_clients_reach_the_service_through_the_edge_sized_for_its_workers() -> None:
+    objects = render(K8S / "overlays" / "cpu")
+    edge = _containers(objects)["edge"]
+    assert edge["image"].startswith("haproxy:")
+    [service] = [o for o in objects if o["kind"] == "Service"]
+    ports = {p["name"]: p["targetPort"] for p in service["spec"]["ports"]}
+    assert ports == {"http": "edge", "edge-metrics": "edge-metrics"}
+    settings = _settings(objects)
+    # 2 workers x max_batch_size 64 in flight; the edge reaches the service in its pod.
+    assert (settings["MLOPS_SERVE_WORKERS"], settings["EDGE_MAX_CONN"]) == ("2", "128")
+    assert settings["SERVICE_ADDR"] == "127.0.0.1:3000"
+    [config] = [o for o in objects if o["metadata"]["name"].startswith("bento-mlops-edge")]
+    assert "queue(service)" in config["data"]["haproxy.cfg"]
+    mounted = {v["name"]: v for v in _deployment(objects)["spec"]["template"]["spec"]["volumes"]}
+    assert mounted["edge-config"]["configMap"]["name"] == config["metadata"]["name"]
 
 
 def test_gpu_overlay_requests_a_gpu_node_and_scales_on_in_flight_requests() -> None:
     objects = render(K8S / "overlays" / "gpu")
     pod = _deployment(objects)["spec"]["template"]["spec"]
-    [container] = pod["containers"]
+    container = _containers(objects)["service"]
     assert container["image"].endswith("/bento-mlops-text-cuda:latest")
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert pod["nodeSelector"] and pod["tolerations"][0]["key"] == "nvidia.com/gpu"
@@ -106,8 +139,8 @@ patches:
 
 
 def test_a_broken_overlay_fails_with_each_problem_named(tmp_path: Path) -> None:
-    copy = tmp_path / "k8s"
-    shutil.copytree(K8S, copy)
+    shutil.copytree(K8S.parent, tmp_path / "deploy")  # the base includes ../../haproxy
+    copy = tmp_path / "deploy" / "k8s"
     broken = copy / "overlays" / "broken"
     broken.mkdir()
     (broken / "kustomization.yaml").write_text(BROKEN)

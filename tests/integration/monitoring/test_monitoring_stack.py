@@ -25,7 +25,10 @@ def test_compose_file_is_valid_and_has_the_whole_stack() -> None:
     compose = require_tool("docker-compose", "docker-compose")
     _run(compose, "-f", "docker-compose.yml", "config", "-q")
     services = set(_run(compose, "-f", "docker-compose.yml", "config", "--services").split())
-    assert services == {"tabular", "text", "redis", "prometheus", "alertmanager", "grafana"}
+    assert services == {
+        *("tabular", "tabular-edge", "text", "text-edge"),
+        *("redis", "prometheus", "alertmanager", "grafana"),
+    }
     for volume in yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())["services"][
         "grafana"
     ]["volumes"]:
