@@ -38,9 +38,10 @@ TEXT_PORT ?= 3001
 HAPROXY ?= $(firstword $(shell command -v haproxy 2>/dev/null) $(wildcard /usr/sbin/haproxy))
 EDGE ?= $(if $(HAPROXY),on,off)
 EDGE_OFFSET ?= 100
-# In flight in the service (its workers x max_batch_size) and waiting at the edge.
+# In flight in the service (its workers x max_batch_size) and waiting at the edge (twice
+# that: room for a burst, still well under MAX_LATENCY_MS at capacity).
 EDGE_MAX_CONN ?= 64
-EDGE_QUEUE ?= 64
+EDGE_QUEUE ?= 128
 LOAD_USERS ?= 32
 LOAD_TIME ?= 30s
 

@@ -315,7 +315,7 @@ class TextServingSettings(ServingSettings):
         "8) when split",
     )
     runner_workers: int = Field(
-        default=0, ge=0, description="model runner workers when split; 0: one per GPU, else 1"
+        default=0, ge=0, description="model runner workers when split; 0: one per GPU, else 2"
     )
     runner_max_batch_size: int = Field(
         default=0,

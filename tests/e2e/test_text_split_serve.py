@@ -71,6 +71,8 @@ def test_fronts_share_one_runner_that_merges_batches_and_follows_promotion(
         # for three fronts' calls (as on a GPU, GPU_RUNNER_BATCH_FACTOR), make the waiting
         # calls merge whenever the runner is busy.
         "MLOPS_TEXT_SERVE_WORKERS": "3",
+        # One runner: the calls merge in it (two on CPU by default, each with its batches).
+        "MLOPS_TEXT_SERVE_RUNNER_WORKERS": "1",
         "MLOPS_TEXT_SERVE_RUNNER_MAX_BATCH_SIZE": "192",
         "MLOPS_TEXT_SERVE_RELOAD_INTERVAL_S": "1",
         "MLOPS_TEXT_SERVE_WARMUP_BATCH_SIZES": "[1,8]",

@@ -40,7 +40,7 @@ def test_worker_counts_follow_cores_and_gpus() -> None:
     assert front_workers(TextServingSettings(gpus=2), "split", cores=4) == 2
     assert front_workers(TextServingSettings(), "split", cores=1) == 1
     assert front_workers(TextServingSettings(workers=3), "split", cores=16) == 3
-    assert runner_workers(TextServingSettings()) == 1
+    assert runner_workers(TextServingSettings()) == 2  # CPU: one scores while one restarts
     assert runner_workers(TextServingSettings(gpus=2)) == 2
     assert runner_workers(TextServingSettings(gpus=2, runner_workers=1)) == 1
 
