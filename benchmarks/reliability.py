@@ -511,12 +511,44 @@ def soak(base: str, args: argparse.Namespace, server_pid: int) -> dict[str, Any]
     return {
         "capacity_rps": capacity,
         "rate_rps": round(rate, 1),
+        "troubled_windows": _troubled_windows(samples, SOAK_WINDOW_S),
         "rss_mib": rss,
         "rss_growth_per_10_min": round(growth_per_10_min, 4),
         "generator_rss_mib": generator_rss,
         "phases": [asdict(p) for p in (first, last, whole)],
         "checks": checks,
     }
+
+
+SOAK_WINDOW_S = 10.0
+
+
+def _troubled_windows(samples: list[Sample], window_s: float) -> list[dict[str, Any]]:
+    """The windows in which something was shed or failed, with the latency and the
+    generator's lateness there: when a long run sheds, whether it was a moment (a stall)
+    or a trend (the load above what the service sustains)."""
+    windows: dict[int, list[Sample]] = {}
+    for sample in samples:
+        windows.setdefault(int(sample.sent // window_s), []).append(sample)
+    troubled = []
+    for index, members in sorted(windows.items()):
+        shed = sum(s.status in (429, 4290) for s in members)
+        failed = sum(s.status not in ANSWERED for s in members)
+        if shed or failed:
+            ok = [s.ms for s in members if s.status == 200] or [0.0]
+            troubled.append(
+                {
+                    "from_s": index * window_s,
+                    "sent": len(members),
+                    "shed": shed,
+                    "failed": failed,
+                    "ok_p99_ms": round(float(np.percentile(ok, 99)), 1),
+                    "generator_late_p99_ms": round(
+                        float(np.percentile([s.late_ms for s in members], 99)), 1
+                    ),
+                }
+            )
+    return troubled
 
 
 EDGE_CONFIG = "deploy/haproxy/haproxy.cfg"

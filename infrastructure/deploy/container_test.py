@@ -66,9 +66,14 @@ def manifest_runtime() -> tuple[list[str], dict[str, str], int]:
 
     objects = render(REPO / "deploy" / "k8s" / "base")
     [deployment] = [o for o in objects if o["kind"] == "Deployment"]
-    [config] = [o for o in objects if o["kind"] == "ConfigMap"]
+    # The settings, not the edge's haproxy.cfg; the service, not the edge beside it.
+    [config] = [
+        o
+        for o in objects
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("bento-mlops-settings")
+    ]
     pod = deployment["spec"]["template"]["spec"]
-    [container] = pod["containers"]
+    [container] = [c for c in pod["containers"] if c["name"] == "service"]
     writable = [m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")]
     return writable, dict(config["data"]), int(pod["securityContext"]["runAsUser"])
 
