@@ -33,6 +33,7 @@ import re
 import shutil
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -264,8 +265,6 @@ def _open_loop_phase(
 
 
 async def _h2load(url: str, rate: float, seconds: float, start: float) -> list[Sample]:
-    import tempfile
-
     binary = shutil.which("h2load")
     if binary is None:
         raise SystemExit(
@@ -318,12 +317,12 @@ def overload(base: str, args: argparse.Namespace, max_latency_ms: int) -> dict[s
         _phase("0.5x capacity (recovery)", capacity / 2, calm_seconds, light),
     ]
     over, calm = phases
-    # h2load does not report headers: Retry-After is checked on every 429 of a side stream.
-    side_shed = [s for s in side if s.status in (429, 4290)]
+    # h2load does not report headers: Retry-After is checked on every 429 of the side
+    # stream, or of the run itself when aiohttp generated it (4290: a 429 without it).
+    headed = side or heavy
     checks = {
         "excess shed with 429": over.shed > 0,
-        "every 429 carries Retry-After": all(s.status == 429 for s in side_shed)
-        and over.shed_with_retry_after == over.shed - sum(s.status == 4290 for s in heavy),
+        "every 429 carries Retry-After": all(s.status != 4290 for s in headed),
         f"429 answered within {SHED_FAST_MS:g} ms (p99)": (over.shed_p99_ms or 0) <= SHED_FAST_MS,
         f"accepted p99 <= 2x MAX_LATENCY_MS ({2 * max_latency_ms} ms)": (over.ok_p99_ms or 0)
         <= 2 * max_latency_ms,
@@ -331,10 +330,10 @@ def overload(base: str, args: argparse.Namespace, max_latency_ms: int) -> dict[s
         f"drained within {DRAIN_LIMIT_S:g} s of the load dropping": drain_s <= DRAIN_LIMIT_S,
         "recovered: nothing shed or failed at 0.5x": calm.shed == 0 and calm.failed == 0,
     }
-    extra = {"generator": args.generator, "side_stream_429s": len(side_shed)}
     return {
         "capacity_rps": capacity,
-        **extra,
+        "generator": args.generator,
+        "side_stream_429s": sum(s.status in (429, 4290) for s in side),
         "drain_s": round(drain_s, 2),
         "phases": [asdict(p) for p in phases],
         "checks": checks,

@@ -62,16 +62,12 @@ def ensure_base_image() -> str:
 def manifest_runtime() -> tuple[list[str], dict[str, str], int]:
     """What deploy/k8s/base gives the container: its writable mounts, its settings and
     its user, so the container runs here as it would in the cluster."""
-    from infrastructure.deploy.k8s_checks import render
+    from infrastructure.deploy.k8s_checks import render, settings_config
 
     objects = render(REPO / "deploy" / "k8s" / "base")
     [deployment] = [o for o in objects if o["kind"] == "Deployment"]
-    # The settings, not the edge's haproxy.cfg; the service, not the edge beside it.
-    [config] = [
-        o
-        for o in objects
-        if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("bento-mlops-settings")
-    ]
+    config = settings_config(objects)
+    # The service, not the edge beside it.
     pod = deployment["spec"]["template"]["spec"]
     [container] = [c for c in pod["containers"] if c["name"] == "service"]
     writable = [m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")]

@@ -36,6 +36,16 @@ def render(overlay: Path) -> list[dict[str, Any]]:
     return [obj for obj in yaml.safe_load_all(rendered.stdout) if obj]
 
 
+def settings_config(objects: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The settings ConfigMap (the edge component adds its haproxy.cfg as another)."""
+    [config] = [
+        o
+        for o in objects
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("bento-mlops-settings")
+    ]
+    return config
+
+
 def name_of(obj: dict[str, Any]) -> str:
     return f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
 

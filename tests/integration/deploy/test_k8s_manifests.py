@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from infrastructure.deploy.k8s_checks import check_overlay, render
+from infrastructure.deploy.k8s_checks import check_overlay, render, settings_config
 from tests.conftest import REPO_ROOT
 from tests.support.system_tools import require_tool
 
@@ -28,16 +28,7 @@ def _deployment(objects: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _settings(objects: list[dict[str, Any]]) -> dict[str, str]:
-    return dict(_settings_map(objects)["data"])
-
-
-def _settings_map(objects: list[dict[str, Any]]) -> dict[str, Any]:
-    [config] = [
-        o
-        for o in objects
-        if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("bento-mlops-settings")
-    ]
-    return config
+    return dict(settings_config(objects)["data"])
 
 
 def _containers(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -78,7 +69,7 @@ def test_cpu_overlay_serves_the_tabular_image_without_gpus() -> None:
     assert "nvidia.com/gpu" not in container["resources"]["limits"]
     assert _settings(objects)["MLOPS_SERVE_MODEL_NAME"] == "iris-classifier"
     # The generated names carry a content hash, and the Deployment refers to those names.
-    config = _settings_map(objects)["metadata"]["name"]
+    config = settings_config(objects)["metadata"]["name"]
     assert container["envFrom"][0]["configMapRef"]["name"] == config != "bento-mlops-settings"
 
 
