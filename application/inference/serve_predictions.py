@@ -20,7 +20,7 @@ import numpy as np
 
 from application.inference.batching import MicroBatcher
 from application.inference.model_pool import ModelPool
-from application.monitoring.serving_monitor import new_request_ids
+from application.monitoring.serving_monitor import new_request_id_array, new_request_ids
 from application.monitoring.variant_monitors import VariantMonitors
 from domain.serving.model import LoadedModel
 from domain.serving.prediction import Prediction, ScoredBatch
@@ -83,10 +83,22 @@ class PredictionService:
         self, endpoint: str, inputs: Sequence[Any], variant: VariantName = CHAMPION
     ) -> ScoredBatch:
         """The same path, answers as columns: offline scoring of files, where an object
-        per row cost more than the model (profiled on a tabular model)."""
-        queued = time.monotonic()
-        batch, _ = self._score(variant, [(endpoint, value, queued) for value in inputs], False)
-        return batch
+        per row cost more than the model (profiled on a tabular model).
+
+        Without monitors (``mlops score``) nothing is recorded per row, so the inputs go to
+        the model as the caller holds them (a file's columns) and no per-row item is built.
+        """
+        if self.monitors is not None:
+            queued = time.monotonic()
+            items = [(endpoint, value, queued) for value in inputs]
+            batch, _ = self._score(variant, items, False)
+            return batch
+        variant, model = self._model_for(variant)
+        probabilities = model.scorer.predict_proba(inputs)
+        label_ids = probabilities.argmax(axis=1)
+        labels = _labels(model.scorer.classes, label_ids)
+        ids = new_request_id_array(len(labels))
+        return self._batch(variant, model, ids, labels, label_ids, probabilities)
 
     def queued(self, variant: VariantName) -> int:
         batcher = self._batchers.get(variant)
@@ -119,9 +131,7 @@ class PredictionService:
     ) -> tuple[ScoredBatch, list[dict[str, float]] | None]:
         """Scores and observes a batch; with ``rows`` (or monitors), each answer's
         class -> probability mapping too."""
-        model = self.pool.get(variant)
-        if model is None:  # the challenger was removed while this batch waited
-            variant, model = CHAMPION, self.pool.champion()
+        variant, model = self._model_for(variant)
         inputs = [value for _, value, _ in items]
         probabilities = model.scorer.predict_proba(inputs)
         done = time.monotonic()
@@ -131,17 +141,34 @@ class PredictionService:
             if with_rows or self.monitors is not None
             else None
         )
+        label_ids = probabilities.argmax(axis=1)
         labels, ids = self._observe(variant, model, items, rows, probabilities, latencies, None)
-        batch = ScoredBatch(
+        return self._batch(variant, model, ids, labels, label_ids, probabilities), rows
+
+    def _model_for(self, variant: VariantName) -> tuple[VariantName, LoadedModel]:
+        model = self.pool.get(variant)
+        if model is None:  # the challenger was removed while this batch waited
+            return CHAMPION, self.pool.champion()
+        return variant, model
+
+    @staticmethod
+    def _batch(
+        variant: VariantName,
+        model: LoadedModel,
+        ids: Sequence[str],
+        labels: list[str],
+        label_ids: np.ndarray,
+        probabilities: np.ndarray,
+    ) -> ScoredBatch:
+        return ScoredBatch(
             variant=variant,
             model_version=model.version,
             classes=tuple(model.scorer.classes),
             request_ids=ids,
             labels=labels,
-            label_ids=probabilities.argmax(axis=1),
+            label_ids=label_ids,
             probabilities=probabilities,
         )
-        return batch, rows
 
     def _observe(
         self,
@@ -155,8 +182,7 @@ class PredictionService:
     ) -> tuple[list[str], list[str]]:
         """Record the batch with the variant's monitor, one call per endpoint in it (without
         monitors, as for offline scoring, the answers get ids and nothing is recorded)."""
-        classes = model.scorer.classes
-        labels = [classes[i] for i in probabilities.argmax(axis=1)]
+        labels = _labels(model.scorer.classes, probabilities.argmax(axis=1))
         if self.monitors is None:
             return labels, list(given_ids) if given_ids is not None else new_request_ids(len(items))
         assert rows is not None, "monitors record each answer's probabilities"
@@ -192,7 +218,7 @@ class PredictionService:
                 ids[position] = request_id
         return labels, ids
 
-    def _send_to_shadow(self, items: list[Item], live: list[str], ids: list[str]) -> None:
+    def _send_to_shadow(self, items: list[Item], live: list[str], ids: Sequence[str]) -> None:
         shadow = self.pool.get(SHADOW)
         if shadow is None or self.monitors is None:
             return
@@ -212,7 +238,7 @@ class PredictionService:
         shadow: LoadedModel,
         items: list[Item],
         live: list[str],
-        ids: list[str],
+        ids: Sequence[str],
         submitted: float,
     ) -> None:
         try:
@@ -231,6 +257,11 @@ class PredictionService:
         finally:
             with self._shadow_lock:
                 self._shadow_pending -= len(items)
+
+
+def _labels(classes: Sequence[str], label_ids: np.ndarray) -> list[str]:
+    labels: list[str] = np.asarray(classes, dtype=object)[label_ids].tolist()
+    return labels
 
 
 def _probability_rows(classes: Sequence[str], probabilities: np.ndarray) -> list[dict[str, float]]:

@@ -47,6 +47,7 @@ from domain.monitoring.prediction_log import (
 from domain.monitoring.profile import CategoricalProfile, ReferenceProfile
 from domain.ports import ServingMetrics
 from domain.serving.model import DriftValues
+from domain.serving.prediction import HexIds
 from shared.errors import InvalidInputError
 
 LATENCY_WINDOW = 4096
@@ -78,6 +79,11 @@ def new_request_ids(count: int) -> list[str]:
     """
     blob = os.urandom(16 * count).hex()
     return [blob[i : i + 32] for i in range(0, 32 * count, 32)]
+
+
+def new_request_id_array(count: int) -> HexIds:
+    """:func:`new_request_ids` without a Python string per id (offline scoring)."""
+    return HexIds(np.frombuffer(os.urandom(16 * count).hex().encode("ascii"), dtype="S32"))
 
 
 def error_kind(status: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,5 +32,5 @@ class ValidatedChunk:
     the model inputs they became, in the same order), and the ones that did not."""
 
     positions: list[int]
-    inputs: list[Any]
+    inputs: Sequence[Any]
     rejected: list[Rejected]

@@ -20,7 +20,7 @@ from domain.data.schema import FeatureKind, FeatureSchema
 from domain.serving.batch import Chunk, Rejected, ValidatedChunk
 from domain.serving.model import LoadedModel
 from infrastructure.batch.table_files import column_values
-from infrastructure.serving.loaders import TabularScorer
+from infrastructure.serving.loaders import FrameRows, TabularScorer, model_frame
 from infrastructure.serving.tabular_request import NUMBER_LIMIT, build_request_types
 from infrastructure.serving.text_request import build_text_request_types
 
@@ -43,43 +43,56 @@ class TabularChunkValidator:
         return tuple(self._names)
 
     def validate(self, chunk: Chunk) -> ValidatedChunk:
+        """The chunk's rows as :class:`FrameRows`: the clean ones (see :meth:`_clean`)
+        stay the chunk's own columns, no tuple per row built."""
         frame: pd.DataFrame = chunk.data.typed
-        columns = [column_values(frame, name) for name in self._names]
-        raw = list(zip(*columns, strict=True))
-        clean = self._clean(frame, columns)
+        clean = self._clean(frame)
         if clean.all():
-            return ValidatedChunk(list(range(len(raw))), raw, [])
+            return ValidatedChunk(list(range(len(frame))), self._frame_rows(frame), [])
         # Only the rows that may be refused go through the row type: validating every row
         # was a third of a tabular file's time (profiled), and a file with a few bad rows
         # per chunk would otherwise pay it in every chunk.
-        suspects = np.flatnonzero(~clean).tolist()
+        suspects = np.flatnonzero(~clean)
+        suspect_rows = frame.iloc[suspects]
+        columns = [column_values(suspect_rows, name) for name in self._names]
         checked = _validate(
             self._rows,
-            [raw[i] for i in suspects],
+            list(zip(*columns, strict=True)),
             lambda loc: self._names[loc[1]] if len(loc) > 1 else "row",
         )
-        passed = dict(zip((suspects[p] for p in checked.positions), checked.inputs, strict=True))
-        is_clean: list[bool] = clean.tolist()
-        positions = [i for i in range(len(raw)) if is_clean[i] or i in passed]
+        kept = np.flatnonzero(clean)
+        passed = suspects[checked.positions]
+        parts = [self._frame_rows(frame.iloc[kept]).frame]
+        if checked.inputs:
+            records = pd.DataFrame.from_records(checked.inputs, columns=self._names)
+            parts.append(model_frame(dict(records.items()), self._names, self._numeric_set))
+        positions = np.concatenate([kept, passed])
+        order = np.argsort(positions, kind="stable")
+        rows = pd.concat(parts, ignore_index=True).iloc[order].reset_index(drop=True)
         return ValidatedChunk(
-            positions,
-            [raw[i] if is_clean[i] else passed[i] for i in positions],
-            [Rejected(suspects[r.position], r.reason) for r in checked.rejected],
+            positions[order].tolist(),
+            FrameRows(rows),
+            [Rejected(int(suspects[r.position]), r.reason) for r in checked.rejected],
         )
 
-    def _clean(self, frame: pd.DataFrame, columns: list[list[Any]]) -> np.ndarray:
+    def _frame_rows(self, frame: pd.DataFrame) -> FrameRows:
+        columns = {name: frame[name].to_numpy() for name in self._names}
+        return FrameRows(model_frame(columns, self._names, self._numeric_set))
+
+    def _clean(self, frame: pd.DataFrame) -> np.ndarray:
         """Rows the row type returns unchanged, decided per column: numbers are Python
         floats (or missing) within the limits, categories str (or missing). The others
         (a field kept as text, integers, infinities, a JSON line's booleans) are left to
         the row type, so refusals and their reasons stay exactly the service's."""
         clean = np.ones(len(frame), dtype=bool)
-        for name, values in zip(self._names, columns, strict=True):
+        for name in self._names:
             column = frame[name]
             if name in self._numeric_set:
                 if column.dtype == np.float64:
                     numbers = column.to_numpy()
                     clean &= np.isnan(numbers) | (np.abs(numbers) <= NUMBER_LIMIT)
                 else:
+                    values = column_values(frame, name)
                     clean &= np.fromiter(
                         (
                             v is None or (type(v) is float and abs(v) <= NUMBER_LIMIT)
@@ -89,6 +102,7 @@ class TabularChunkValidator:
                         count=len(values),
                     )
             elif not isinstance(column.dtype, pd.StringDtype):
+                values = column_values(frame, name)
                 clean &= np.fromiter(
                     (v is None or type(v) is str for v in values), dtype=bool, count=len(values)
                 )
@@ -99,7 +113,7 @@ class TabularChunkValidator:
         scorer = self._scorer
         if scorer is None or not scorer.has_categories:
             return {"unknown_categories": [{}] * len(inputs)}
-        return {"unknown_categories": [scorer.unknown_categories(row) for row in inputs]}
+        return {"unknown_categories": scorer.unknown_categories_per_row(inputs)}
 
 
 class TextChunkValidator:

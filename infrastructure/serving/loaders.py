@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import bentoml
 import numpy as np
@@ -93,6 +93,70 @@ def loaded_model(stored: Any, contract: ServingContract, scorer: Any) -> LoadedM
     )
 
 
+def model_frame(
+    columns: Mapping[Any, Any], names: Sequence[str], numeric: frozenset[str]
+) -> pd.DataFrame:
+    """Columns as training saw them: numbers as float64 and missing values as NaN.
+
+    A ``null`` category must become NaN, not None: the Pipeline's imputer for object
+    columns matches missing values by ``x != x``, which None does not satisfy.
+    """
+    frame = pd.DataFrame({name: columns[name] for name in names})
+    for name in names:
+        column = frame[name]
+        if name in numeric:
+            frame[name] = column.astype("float64")
+        else:
+            frame[name] = column.astype(object).where(column.notna(), np.nan)
+    return frame
+
+
+class FrameRows(Sequence[Row]):
+    """Validated tabular rows kept as the columns of a file's chunk (a :func:`model_frame`).
+
+    :class:`TabularScorer` hands the frame to the model as it is. A row (a tuple, None
+    where a value is missing, as a request's row validates) is built only where one is
+    asked for: the monitors' log, a row's unknown categories. A tuple per row and a frame
+    built from them again took 2.5x the model's own time on a tabular file (0.63 s against
+    0.25 s for 500,000 rows, measured).
+    """
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @overload
+    def __getitem__(self, index: int) -> Row: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> FrameRows: ...
+
+    def __getitem__(self, index: int | slice) -> Row | FrameRows:
+        if isinstance(index, slice):
+            return FrameRows(self.frame.iloc[index].reset_index(drop=True))
+        return tuple(_python_value(v) for v in self.frame.iloc[index].tolist())
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to any sequence of the same rows (a list of tuples included)."""
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return len(self) == len(other) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable frame: no hash, like a list
+
+    def __iter__(self) -> Any:
+        columns = [
+            [_python_value(v) for v in self.frame[name].tolist()] for name in self.frame.columns
+        ]
+        return iter(zip(*columns, strict=True))
+
+
+def _python_value(value: Any) -> Any:
+    return None if value is None or (isinstance(value, float) and value != value) else value
+
+
 class TabularScorer:
     """A scikit-learn Pipeline over rows in feature-schema order; missing values as NaN."""
 
@@ -101,7 +165,7 @@ class TabularScorer:
         self._schema = schema
         self._contract = contract
         self._names = schema.names
-        self._numeric = {i for i, s in enumerate(schema.features) if s.kind is FeatureKind.NUMERIC}
+        self._numeric = frozenset(s.name for s in schema.features if s.kind is FeatureKind.NUMERIC)
         self._known = {
             s.name: frozenset(s.categories)
             for s in schema.features
@@ -114,18 +178,11 @@ class TabularScorer:
         return self._classes
 
     def frame(self, rows: Sequence[Row]) -> pd.DataFrame:
-        """Rows as training saw them: numbers as float64 and missing values as NaN.
-
-        A ``null`` category must become NaN, not None: the Pipeline's imputer for object
-        columns matches missing values by ``x != x``, which None does not satisfy.
-        """
-        frame = pd.DataFrame.from_records(list(rows), columns=self._names)
-        for index, name in enumerate(self._names):
-            if index in self._numeric:
-                frame[name] = frame[name].astype("float64")
-            else:
-                frame[name] = frame[name].astype(object).where(frame[name].notna(), np.nan)
-        return frame
+        """Rows as training saw them (:func:`model_frame`); :class:`FrameRows` already are."""
+        if isinstance(rows, FrameRows):
+            return rows.frame
+        records = pd.DataFrame.from_records(list(rows), columns=self._names)
+        return model_frame(dict(records.items()), self._names, self._numeric)
 
     def predict_proba(self, inputs: Sequence[Row]) -> np.ndarray:
         frame = self.frame(inputs)
@@ -143,6 +200,17 @@ class TabularScorer:
     @property
     def has_categories(self) -> bool:
         return bool(self._known)
+
+    def unknown_categories_per_row(self, rows: Sequence[Row]) -> list[dict[str, str]]:
+        """:meth:`unknown_categories` of each row, a column at a time."""
+        frame = self.frame(rows)
+        found: list[dict[str, str]] = [{} for _ in range(len(frame))]
+        for name, known in self._known.items():
+            column = frame[name]
+            unknown = column.notna().to_numpy() & ~column.isin(list(known)).to_numpy()
+            for index in np.flatnonzero(unknown).tolist():
+                found[index][name] = str(column.iat[index])
+        return found
 
     def unknown_categories(self, row: Row) -> dict[str, str]:
         return {

@@ -172,3 +172,41 @@ def test_numbers_parse_as_the_service_parses_json_and_odd_fields_as_before(
     assert values[: len(fields)] == [float(f) for f in fields]  # Python's correctly rounded parse
     assert values[len(fields) : -1] == list(odd.values())
     assert values[-1] is None
+
+
+@pytest.mark.parametrize("odd", ["nan", "NaN", "inf", "-Infinity", "1e400"])
+def test_a_column_of_numbers_but_one_odd_field_reads_as_a_column_with_text_does(
+    tmp_path: Path, odd: str
+) -> None:
+    """The one-cast path (every field parses) gives what the field-by-field path gives:
+    a field reading as NaN stays text, so the row is refused rather than taken as missing."""
+    alone, mixed = tmp_path / "alone.csv", tmp_path / "mixed.csv"
+    alone.write_text(f"x,k\n1.5,a\n{odd},b\n,c\n")
+    mixed.write_text(f"x,k\n1.5,a\n{odd},b\n,c\nabc,d\n")
+    (one,) = read_chunks(alone, TableFormat.CSV, 100, numeric=["x"])
+    (other,) = read_chunks(mixed, TableFormat.CSV, 100, numeric=["x"])
+    assert column_values(one.data.typed, "x") == column_values(other.data.typed, "x")[:3]
+
+
+def test_a_malformed_line_stops_the_file_with_a_message_naming_it(tmp_path: Path) -> None:
+    ragged, not_utf8 = tmp_path / "ragged.csv", tmp_path / "latin1.csv"
+    ragged.write_text("a,b\n1,2\n3,4,5\n")
+    not_utf8.write_bytes(b"a,b\n1,\xff\xfe\n")
+    with pytest.raises(ConfigError, match=r"ragged\.csv: not a well-formed file: .*3,4,5"):
+        list(read_chunks(ragged, TableFormat.CSV, 1, numeric=["a"]))
+    with pytest.raises(ConfigError, match=r"latin1\.csv: not a well-formed file: .*UTF8"):
+        list(read_chunks(not_utf8, TableFormat.CSV, 1, numeric=["a"]))
+
+
+def test_chunks_have_exactly_the_rows_asked_for_across_the_readers_blocks(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "in.csv"
+    # Long enough that Arrow reads it in several blocks, with a quoted line break.
+    lines = [f'{i},"t{i}\nx"' if i == 70_001 else f"{i},t{i}" for i in range(150_001)]
+    source.write_text("n,t\n" + "\n".join(lines) + "\n")
+    chunks = list(read_chunks(source, TableFormat.CSV, 40_000, numeric=["n"]))
+    assert [c.size for c in chunks] == [40_000, 40_000, 40_000, 30_001]
+    assert [c.first_row for c in chunks] == [0, 40_000, 80_000, 120_000]
+    assert column_values(chunks[1].data.typed, "n")[:1] == [40_000.0]
+    assert column_values(chunks[1].data.original, "t")[30_001] == "t70001\nx"
