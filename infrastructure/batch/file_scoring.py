@@ -34,7 +34,7 @@ from shared.errors import ConfigError, ModelNotFoundError
 
 SLOTS: dict[str, VariantName] = {CHAMPION: CHAMPION, CHALLENGER: CHALLENGER, SHADOW: SHADOW}
 PINNED = "pinned"  # what answers call a version asked for by number
-DEFAULT_CHUNK_ROWS = {"tabular": 10_000, "text": 1_024}
+DEFAULT_CHUNK_ROWS = {"tabular": 50_000, "text": 1_024}
 
 
 @dataclass(frozen=True)

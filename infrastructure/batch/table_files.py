@@ -393,7 +393,7 @@ class ChunkFileSink:
         if self._fmt is TableFormat.PARQUET:
             import pyarrow.parquet as pq
 
-            pq.write_table(table, path)
+            pq.write_table(table, path, use_dictionary=_dictionary_columns(table.schema))
         else:
             import pyarrow.csv as pacsv
 
@@ -419,7 +419,9 @@ class ChunkFileSink:
             if not schemas:
                 schemas = [pq.read_schema(p) for p in parts[:1]] or [pa.schema([])]
             schema = pa.unify_schemas(schemas, promote_options="permissive")
-            with pq.ParquetWriter(partial, schema) as writer:
+            with pq.ParquetWriter(
+                partial, schema, use_dictionary=_dictionary_columns(schema)
+            ) as writer:
                 for part in parts:
                     table = pq.read_table(part)
                     rows += table.num_rows
@@ -507,6 +509,18 @@ def _with_answers(
         for name in columns
     ]
     return pa.Table.from_arrays(arrays, names=list(columns))
+
+
+def _dictionary_columns(schema: Any) -> list[str]:
+    """Parquet columns worth a dictionary: not the answers that differ on every row (ids,
+    row numbers, probabilities), where trying one cost a third of writing a part (measured:
+    0.64 s against 0.44 s per 500,000 rows)."""
+    unique = {ROW_COLUMN, "request_id", "probability"}
+    return [
+        name
+        for name in schema.names
+        if name not in unique and not name.startswith(PROBABILITY_PREFIX)
+    ]
 
 
 def _all_alike(values: Sequence[Any]) -> bool:

@@ -24,10 +24,18 @@ def test_short_batch_scoring_benchmark(
     command += ["--output", str(output)]
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert output.exists(), done.stdout[-3000:] + done.stderr[-3000:]
-    results = {r["kind"]: r for r in json.loads(output.read_text())["results"]}
-    assert set(results) == {"tabular", "text"}
-    assert results["tabular"]["rows"] == 5000 and results["tabular"]["rejected"] == 10
-    assert results["tabular"]["pandas_script_rows_per_s"] > 0
-    assert results["text"]["scored"] == 128
+    results = {(r["kind"], r["format"]): r for r in json.loads(output.read_text())["results"]}
+    assert set(results) == {("tabular", "csv"), ("tabular", "parquet"), ("text", "tsv")}
+    for fmt in ("csv", "parquet"):
+        tabular = results[("tabular", fmt)]
+        assert tabular["rows"] == 5000 and tabular["rejected"] == 10, fmt
+        assert set(tabular["stages_alone_s"]) == {
+            "read_validate_s",
+            "model_s",
+            "use_case_s",
+            "write_s",
+        }
+    assert results[("tabular", "csv")]["pandas_script_rows_per_s"] > 0
+    assert results[("text", "tsv")]["scored"] == 128
     for result in results.values():
         assert result["raw_rows_per_s"] > 0 and result["ratio"] > 0
