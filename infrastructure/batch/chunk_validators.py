@@ -19,7 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 from domain.data.schema import FeatureKind, FeatureSchema
 from domain.serving.batch import Chunk, Rejected, ValidatedChunk
 from domain.serving.model import LoadedModel
-from infrastructure.batch.table_files import column_values
+from infrastructure.batch.table_files import TableRows, column_values
 from infrastructure.serving.loaders import FrameRows, TabularScorer, model_frame
 from infrastructure.serving.tabular_request import NUMBER_LIMIT, build_request_types
 from infrastructure.serving.text_request import build_text_request_types
@@ -45,16 +45,16 @@ class TabularChunkValidator:
     def validate(self, chunk: Chunk) -> ValidatedChunk:
         """The chunk's rows as :class:`FrameRows`: the clean ones (see :meth:`_clean`)
         stay the chunk's own columns, no tuple per row built."""
-        frame: pd.DataFrame = chunk.data.typed
-        clean = self._clean(frame)
+        rows: TableRows = chunk.data
+        frame = rows.typed
+        clean = self._clean(rows)
         if clean.all():
             return ValidatedChunk(list(range(len(frame))), self._frame_rows(frame), [])
         # Only the rows that may be refused go through the row type: validating every row
         # was a third of a tabular file's time (profiled), and a file with a few bad rows
         # per chunk would otherwise pay it in every chunk.
         suspects = np.flatnonzero(~clean)
-        suspect_rows = frame.iloc[suspects]
-        columns = [column_values(suspect_rows, name) for name in self._names]
+        columns = [rows.values(name, suspects) for name in self._names]
         checked = _validate(
             self._rows,
             list(zip(*columns, strict=True)),
@@ -68,10 +68,10 @@ class TabularChunkValidator:
             parts.append(model_frame(dict(records.items()), self._names, self._numeric_set))
         positions = np.concatenate([kept, passed])
         order = np.argsort(positions, kind="stable")
-        rows = pd.concat(parts, ignore_index=True).iloc[order].reset_index(drop=True)
+        inputs = pd.concat(parts, ignore_index=True).iloc[order].reset_index(drop=True)
         return ValidatedChunk(
             positions[order].tolist(),
-            FrameRows(rows),
+            FrameRows(inputs),
             [Rejected(int(suspects[r.position]), r.reason) for r in checked.rejected],
         )
 
@@ -79,11 +79,12 @@ class TabularChunkValidator:
         columns = {name: frame[name].to_numpy() for name in self._names}
         return FrameRows(model_frame(columns, self._names, self._numeric_set))
 
-    def _clean(self, frame: pd.DataFrame) -> np.ndarray:
+    def _clean(self, rows: TableRows) -> np.ndarray:
         """Rows the row type returns unchanged, decided per column: numbers are Python
         floats (or missing) within the limits, categories str (or missing). The others
         (a field kept as text, integers, infinities, a JSON line's booleans) are left to
         the row type, so refusals and their reasons stay exactly the service's."""
+        frame = rows.typed
         clean = np.ones(len(frame), dtype=bool)
         for name in self._names:
             column = frame[name]
@@ -91,6 +92,8 @@ class TabularChunkValidator:
                 if column.dtype == np.float64:
                     numbers = column.to_numpy()
                     clean &= np.isnan(numbers) | (np.abs(numbers) <= NUMBER_LIMIT)
+                    if name in rows.texts:
+                        clean[rows.texts[name].index.to_numpy()] = False
                 else:
                     values = column_values(frame, name)
                     clean &= np.fromiter(

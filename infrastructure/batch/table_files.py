@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -175,36 +175,68 @@ def _next_or_none(reader: Any) -> Any:
 @dataclass(frozen=True)
 class TableRows:
     """A chunk's rows as the file has them (written back to the output and the rejects)
-    and as validation reads them (CSV numbers converted)."""
+    and as validation reads them: in a CSV or TSV the model's numeric columns are float64,
+    and ``texts`` holds, per such column, the fields that are not numbers (by row), which
+    validation refuses naming the field."""
 
     original: pd.DataFrame
     typed: pd.DataFrame
+    texts: Mapping[str, pd.Series] = field(default_factory=dict)
+
+    def values(self, name: str, rows: np.ndarray | None = None) -> list[Any]:
+        """Column ``name`` (of ``rows`` only, when given) as Python values: None where a
+        value is missing, a field that is not a number as its text."""
+        frame = self.typed if rows is None else self.typed.iloc[rows]
+        values = column_values(frame, name)
+        texts = self.texts.get(name)
+        if texts is None:
+            return values
+        if rows is None:
+            for row, text in texts.items():
+                values[int(row)] = text  # type: ignore[call-overload]
+            return values
+        where = {int(row): i for i, row in enumerate(rows.tolist())}
+        for row, text in texts.items():
+            at = where.get(int(row))  # type: ignore[call-overload]
+            if at is not None:
+                values[at] = text
+        return values
 
 
 def _rows(frame: pd.DataFrame, numeric: Sequence[str], text: bool) -> TableRows:
     frame = frame.reset_index(drop=True)
+    if not text:
+        return TableRows(frame, frame)
     # A shallow copy: copy-on-write keeps the original's columns as they are when the
     # numeric ones are replaced (a deep copy was a tenth of reading a chunk).
-    return TableRows(frame, _numbers_from_text(frame.copy(deep=False), numeric) if text else frame)
+    typed, texts = _numbers_from_text(frame.copy(deep=False), numeric)
+    return TableRows(frame, typed, texts)
 
 
 def _separator(fmt: TableFormat) -> str:
     return "\t" if fmt is TableFormat.TSV else ","
 
 
-def _numbers_from_text(frame: pd.DataFrame, numeric: Sequence[str]) -> pd.DataFrame:
+def _numbers_from_text(
+    frame: pd.DataFrame, numeric: Sequence[str]
+) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
+    """The numeric columns as float64, and each one's fields that are not numbers.
+
+    Those fields are kept aside rather than in the column: a column of floats and strings
+    (object) was checked value by value in Python, and building it took as long as the
+    cast; with them aside, a column stays float64 and checks in one vectorized pass.
+    """
+    texts: dict[str, pd.Series] = {}
     for name in numeric:
         if name not in frame:
             continue
         text = frame[name]
         numbers = _numbers(text)
-        not_numbers = numbers.isna() & text.notna()
+        not_numbers = (numbers.isna() & text.notna()).to_numpy()
         if not_numbers.any():
-            # Kept as text: validation refuses the row and names the field.
-            frame[name] = numbers.astype(object).where(~not_numbers, text)
-        else:
-            frame[name] = numbers
-    return frame
+            texts[name] = text[not_numbers]
+        frame[name] = numbers
+    return frame, texts
 
 
 # A plain decimal number, the form nearly every field of a numeric column has.

@@ -14,7 +14,7 @@ from pydantic import TypeAdapter
 from domain.data.schema import FeatureKind, FeatureSchema, FeatureSpec
 from domain.serving.batch import ValidatedChunk
 from infrastructure.batch.chunk_validators import TabularChunkValidator
-from infrastructure.batch.table_files import TableFormat, column_values, read_chunks
+from infrastructure.batch.table_files import TableFormat, read_chunks
 from infrastructure.serving.tabular_request import build_request_types
 
 SCHEMA = FeatureSchema(
@@ -41,8 +41,7 @@ def _chunk(tmp_path: Path, text: str) -> Any:
 def _row_by_row(chunk: Any) -> list[Any]:
     """What the service's row type makes of each row, validated one at a time."""
     row = TypeAdapter(build_request_types(SCHEMA, max_rows=1).row)
-    frame = chunk.data.typed
-    columns = [column_values(frame, name) for name in ("x", "plan")]
+    columns = [chunk.data.values(name) for name in ("x", "plan")]
     return [row.validate_python(r) for r in zip(*columns, strict=True)]
 
 
@@ -98,7 +97,7 @@ def test_a_mixed_json_lines_chunk_matches_the_row_type_row_by_row(tmp_path: Path
     row = TypeAdapter(build_request_types(SCHEMA, max_rows=1).row)
     expected: dict[int, Any] = {}
     for position, values in enumerate(
-        zip(*(column_values(chunk.data.typed, n) for n in ("x", "plan")), strict=True)
+        zip(*(chunk.data.values(n) for n in ("x", "plan")), strict=True)
     ):
         try:
             expected[position] = row.validate_python(values)

@@ -53,9 +53,9 @@ def test_csv_fields_are_text_numbers_are_converted_and_only_empty_is_missing(
     assert count_rows(source, TableFormat.CSV) == 4
     chunks = list(read_chunks(source, TableFormat.CSV, 3, numeric=["x"]))
     assert [(c.index, c.first_row, c.size) for c in chunks] == [(0, 0, 3), (1, 3, 1)]
-    assert column_values(chunks[0].data.typed, "x") == [1.5, None, "abc"]
-    assert column_values(chunks[0].data.typed, "kind") == ["NA", "null", None]
-    assert column_values(chunks[1].data.typed, "x") == [2.0]
+    assert chunks[0].data.values("x") == [1.5, None, "abc"]
+    assert chunks[0].data.values("kind") == ["NA", "null", None]
+    assert chunks[1].data.values("x") == [2.0]
     assert column_values(chunks[0].data.original, "x") == ["1.5", None, "abc"]  # as written
 
 
@@ -63,12 +63,12 @@ def test_jsonl_and_parquet_keep_their_types(tmp_path: Path) -> None:
     source = tmp_path / "in.jsonl"
     source.write_text('{"x": 1, "t": "a"}\n{"x": "2", "t": null}\n{"t": "c"}\n')
     (chunk,) = read_chunks(source, TableFormat.JSONL, 10, numeric=["x"])
-    assert column_values(chunk.data.typed, "x") == [1, "2", None]
+    assert chunk.data.values("x") == [1, "2", None]
     assert count_rows(source, TableFormat.JSONL) == 3
     parquet = tmp_path / "in.parquet"
     pd.DataFrame({"x": [1.0, None], "t": ["a", None]}).to_parquet(parquet)
     (chunk,) = read_chunks(parquet, TableFormat.PARQUET, 10, numeric=["x"])
-    assert column_values(chunk.data.typed, "x") == [1.0, None]
+    assert chunk.data.values("x") == [1.0, None]
     assert count_rows(parquet, TableFormat.PARQUET) == 2
 
 
@@ -168,7 +168,7 @@ def test_numbers_parse_as_the_service_parses_json_and_odd_fields_as_before(
     source = tmp_path / "in.csv"
     source.write_text("x,k\n" + "".join(f"{field},k\n" for field in [*fields, *odd, ""]))
     (chunk,) = read_chunks(source, TableFormat.CSV, 100, numeric=["x"])
-    values = column_values(chunk.data.typed, "x")
+    values = chunk.data.values("x")
     assert values[: len(fields)] == [float(f) for f in fields]  # Python's correctly rounded parse
     assert values[len(fields) : -1] == list(odd.values())
     assert values[-1] is None
@@ -185,7 +185,7 @@ def test_a_column_of_numbers_but_one_odd_field_reads_as_a_column_with_text_does(
     mixed.write_text(f"x,k\n1.5,a\n{odd},b\n,c\nabc,d\n")
     (one,) = read_chunks(alone, TableFormat.CSV, 100, numeric=["x"])
     (other,) = read_chunks(mixed, TableFormat.CSV, 100, numeric=["x"])
-    assert column_values(one.data.typed, "x") == column_values(other.data.typed, "x")[:3]
+    assert one.data.values("x") == other.data.values("x")[:3]
 
 
 def test_a_malformed_line_stops_the_file_with_a_message_naming_it(tmp_path: Path) -> None:
@@ -208,5 +208,5 @@ def test_chunks_have_exactly_the_rows_asked_for_across_the_readers_blocks(
     chunks = list(read_chunks(source, TableFormat.CSV, 40_000, numeric=["n"]))
     assert [c.size for c in chunks] == [40_000, 40_000, 40_000, 30_001]
     assert [c.first_row for c in chunks] == [0, 40_000, 80_000, 120_000]
-    assert column_values(chunks[1].data.typed, "n")[:1] == [40_000.0]
+    assert chunks[1].data.values("n")[:1] == [40_000.0]
     assert column_values(chunks[1].data.original, "t")[30_001] == "t70001\nx"
