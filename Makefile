@@ -185,7 +185,7 @@ bench-text: install ## Text service vs its raw model, an unbatched server, batch
 bench-overhead: install ## Serving cost per request without a GPU: zero-cost and synthetic-GPU models vs bare uvicorn, one run per knob
 	$(PY) -m benchmarks.serving_overhead
 
-bench-score: install ## mlops score vs the raw model's batched rate, tabular (500k CSV rows) and text (4k sentences)
+bench-score: install ## mlops score vs the model alone: 500k tabular rows (CSV, Parquet; logistic regression, 300-tree forest), 4k sentences
 	$(PY) -m benchmarks.batch_scoring
 
 load: install ## Locust, headless and bounded (LOAD_USERS, LOAD_TIME), against HOST:PORT

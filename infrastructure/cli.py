@@ -430,7 +430,7 @@ def score(
         str | None, typer.Option(help="score with this registered version instead")
     ] = None,
     chunk_rows: Annotated[
-        int | None, typer.Option(min=1, help="rows per chunk (default 10,000; text 1,024)")
+        int | None, typer.Option(min=1, help="rows per chunk (default 50,000; text 1,024)")
     ] = None,
     text_column: Annotated[str, typer.Option(help="text models: the column to score")] = "text",
     restart: Annotated[

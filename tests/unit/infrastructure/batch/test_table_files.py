@@ -115,6 +115,26 @@ def test_parts_join_into_one_table_even_when_a_chunk_is_all_rejects(
     assert not (tmp_path / f"out.{fmt}.parts").exists()
 
 
+def test_rows_are_counted_as_written_even_with_line_breaks_in_fields(tmp_path: Path) -> None:
+    sink = _sink(tmp_path, TableFormat.CSV)
+    chunk = Chunk(0, 0, 3, _rows({"id": ["1", "2", "3"], "x": ["a\nb", "c", "d\r\ne"]}))
+    validated = ValidatedChunk([0, 1], ["a", "b"], [Rejected(2, "x: bad")])
+    sink.write(chunk, validated, _scored(["a", "b"]), {"unknown_categories": [{}, {}]})
+    assert sink.finish() == (2, 1)
+    scored = pd.read_csv(tmp_path / "out.csv", dtype=str)
+    assert scored["x"].tolist() == ["a\nb", "c"]
+
+
+def test_a_part_written_before_counts_were_kept_is_counted_by_its_lines(
+    tmp_path: Path,
+) -> None:
+    sink = _sink(tmp_path, TableFormat.CSV)
+    chunk = Chunk(0, 0, 2, _rows({"id": ["1", "2"], "x": ["a", "b"]}))
+    sink.write(chunk, ValidatedChunk([0, 1], ["a", "b"], []), _scored(["a", "b"]), {})
+    (tmp_path / "out.csv.parts" / "chunk-000000" / "rows.json").unlink()
+    assert sink.finish() == (2, 0)
+
+
 def test_parts_of_another_run_are_refused_unless_restarted(tmp_path: Path) -> None:
     sink = _sink(tmp_path, TableFormat.CSV)
     chunk = Chunk(0, 0, 1, _rows({"id": ["1"], "x": ["a"]}))
