@@ -100,6 +100,8 @@ class Target:
     env_prefix: str
     field: str
     inputs: list[Any]
+    # Waiting at the edge per worker: what one serves in about 3/4 of max_latency_ms.
+    edge_queue: int
 
     def body(self, index: int) -> bytes:
         return json.dumps({self.field: [self.inputs[index % len(self.inputs)]]}).encode()
@@ -114,6 +116,7 @@ TARGETS = {
         "MLOPS_SERVE_",
         "rows",
         ROWS,
+        384,
     ),
     "text": Target(
         "text",
@@ -123,6 +126,7 @@ TARGETS = {
         "MLOPS_TEXT_SERVE_",
         "texts",
         TEXTS,
+        128,
     ),
 }
 TARGET = TARGETS["tabular"]  # set by main() from --kind
@@ -286,14 +290,15 @@ async def _h2load(url: str, rate: float, seconds: float, start: float) -> list[S
             "-d", str(body), "-H", "content-type: application/json",
             "--log-file", str(log), url,
         ]  # fmt: skip
-        began = time.time()
+        # Wall clock -> run clock, taken at launch (taken after the run, every sample of a
+        # soak was shifted by its length).
+        offset = time.time() - (time.perf_counter() - start)
         process = await asyncio.create_subprocess_exec(
             *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
         )
         output, _ = await process.communicate()
         if process.returncode != 0 or not log.exists():
             raise SystemExit(f"h2load failed: {output.decode(errors='replace')[-2000:]}")
-        offset = began - (time.perf_counter() - start)  # wall clock -> run clock
         samples = []
         for line in log.read_text().splitlines():
             sent_us, status, latency_us = line.split("\t")[:3]
@@ -478,7 +483,17 @@ def soak(base: str, args: argparse.Namespace, server_pid: int) -> dict[str, Any]
     warmup = min(60.0, args.seconds / 5)
 
     async def scenario() -> list[Sample]:
-        load = asyncio.create_task(_open_loop(f"{base}/classify", rate, args.seconds, start))
+        url = f"{base}/classify"
+        # h2load by default, as for overload: the Python generator's ~300 us a request on
+        # the cores it shares with the server (a quarter of a core at 455 rps, measured)
+        # left the one worker too little headroom at 80%, and 0.13% was shed in bursts
+        # spread over the run.
+        generate = (
+            _open_loop(url, rate, args.seconds, start)
+            if args.generator == "aiohttp"
+            else _h2load(url, rate, args.seconds, start)
+        )
+        load = asyncio.create_task(generate)
         while not load.done():
             rss.append((round(time.perf_counter() - start, 1), round(_rss_mib(server_pid), 1)))
             generator_rss.append(round(psutil.Process().memory_info().rss / 2**20, 1))
@@ -509,6 +524,7 @@ def soak(base: str, args: argparse.Namespace, server_pid: int) -> dict[str, Any]
         checks["RSS growth after warm-up < 1% per 10 minutes"] = growth_per_10_min < 0.01
     return {
         "capacity_rps": capacity,
+        "generator": args.generator,
         "rate_rps": round(rate, 1),
         "troubled_windows": _troubled_windows(samples, SOAK_WINDOW_S),
         "rss_mib": rss,
@@ -560,16 +576,19 @@ def _haproxy() -> str:
     return path
 
 
-def _edge_env(service_port: int, workers: int, max_batch_size: int) -> dict[str, str]:
+def _edge_env(
+    service_port: int, workers: int, max_batch_size: int, queue_per_worker: int
+) -> dict[str, str]:
     """The edge's settings as the README gives them: in flight, what fills every worker's
-    batch; waiting, twice that (a burst's room, well under max_latency_ms at capacity)."""
+    batch; waiting, what a worker serves in about 3/4 of max_latency_ms (``make serve``'s
+    EDGE_QUEUE_TABULAR and EDGE_QUEUE_TEXT)."""
     in_flight = workers * max_batch_size
     return {
         "EDGE_BIND": f"127.0.0.1:{free_port()}",
         "EDGE_METRICS_BIND": f"127.0.0.1:{free_port()}",
         "SERVICE_ADDR": f"127.0.0.1:{service_port}",
         "EDGE_MAX_CONN": os.environ.get("EDGE_MAX_CONN", str(in_flight)),
-        "EDGE_QUEUE": os.environ.get("EDGE_QUEUE", str(2 * in_flight)),
+        "EDGE_QUEUE": os.environ.get("EDGE_QUEUE", str(workers * queue_per_worker)),
     }
 
 
@@ -613,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
         "--generator",
         choices=("h2load", "aiohttp"),
         default="h2load",
-        help="overload: the open-loop load generator (h2load: Debian's nghttp2-client)",
+        help="overload and soak: the open-loop load generator (h2load: Debian's nghttp2-client)",
     )
     parser.add_argument(
         "--edge",
@@ -667,7 +686,8 @@ def main(argv: list[str] | None = None) -> int:
             server_process(command, env, base + "/readyz", log, REPO_ROOT)
         )
         if args.edge:
-            edge = _edge_env(port, int(env[f"{prefix}WORKERS"]), settings.max_batch_size)
+            workers = int(env[f"{prefix}WORKERS"])
+            edge = _edge_env(port, workers, settings.max_batch_size, TARGET.edge_queue)
             edge_command = [_haproxy(), "-db", "-f", str(REPO_ROOT / EDGE_CONFIG)]
             if cores is not None:  # the edge shares the server's core, as in its pod
                 edge_command = ["taskset", "-c", str(cores["server"][0]), *edge_command]

@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.serve]
     ids=["overload", "overload-edge", "chaos", "soak"],
 )
 def test_short_reliability_run(mode: str, seconds: str, edge: bool, tmp_path: Path) -> None:
-    if mode == "overload":
+    if mode in ("overload", "soak"):
         require_tool("h2load", "nghttp2-client")
     if edge:
         require_tool("haproxy", "haproxy")
