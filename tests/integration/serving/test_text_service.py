@@ -183,14 +183,17 @@ def test_concurrent_requests_form_batches_larger_than_one(
     client: TestClient, text_champion: str
 ) -> None:
     before = batch_totals(client, text_champion)
-    texts = [f"{POSITIVE} take {i}" for i in range(96)]
-    with ThreadPoolExecutor(max_workers=32) as pool:
+    # 16 at a time: with 32, a CI run on two loaded cores kept the later requests waiting
+    # over MAX_LATENCY_MS (1 s) behind a forward pass of 32 texts, and they got 503 as
+    # designed; this test is about batching, not about the latency bound.
+    texts = [f"{POSITIVE} take {i}" for i in range(48)]
+    with ThreadPoolExecutor(max_workers=16) as pool:
         replies = list(pool.map(lambda t: client.post("/classify", json={"texts": [t]}), texts))
-    assert all(reply.status_code == 200 for reply in replies)
+    assert [reply.status_code for reply in replies] == [200] * len(texts)
     after = batch_totals(client, text_champion)
     texts_served, batches = after[0] - before[0], after[1] - before[1]
-    assert texts_served == 96
-    assert batches < 96, "some forward passes served several requests"
+    assert texts_served == len(texts)
+    assert batches < len(texts), "some forward passes served several requests"
     assert texts_served / batches > 1.5
 
 
