@@ -80,7 +80,13 @@ def test_fronts_share_one_runner_that_merges_batches_and_follows_promotion(
     }
     log = tmp_path / "serve.log"
     with bentoml_server(SERVICE, env, log) as url:
-        _wait_ready(url)
+        try:
+            # Four processes (three fronts, one runner) start on two cores: a CI run on a
+            # slow, loaded machine had none answering /readyz within 120 s (the others
+            # passed well within it); the log says where it stood.
+            _wait_ready(url, timeout_s=240.0)
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n{log.read_text()[-6000:]}") from None
         metadata = httpx.post(f"{url}/metadata", timeout=30).json()
         assert (metadata["topology"], metadata["workers"]) == ("split", 3)
         assert metadata["runner"]["loaded"] == [first]
