@@ -158,21 +158,21 @@ edge_note = $(if $(edge_on),through the edge (HAProxy; EDGE=off serves directly)
 serve: install ## Serve both champions: MODEL on HOST:PORT (3000), TEXT_MODEL on HOST:TEXT_PORT (3001), web UI at /ui, behind the edge when haproxy is installed
 	@echo "web UI: http://$(HOST):$(PORT)/ui (tabular) and http://$(HOST):$(TEXT_PORT)/ui (text), $(edge_note), once they say ready"
 	@trap 'kill -TERM $$(jobs -p) 2>/dev/null; wait' EXIT; trap 'exit 130' INT TERM; \
-	MLOPS_SERVE_MODEL_NAME=$(MODEL) $(BIN)/bentoml serve $(TABULAR_SERVICE) $(call service_bind,$(PORT)) & \
-	MLOPS_TEXT_SERVE_MODEL_NAME=$(TEXT_MODEL) $(BIN)/bentoml serve $(TEXT_SERVICE) $(call service_bind,$(TEXT_PORT)) & \
+	MLOPS_SERVE_MODEL_NAME=$(MODEL) $(BIN)/mlops serve $(TABULAR_SERVICE) $(call service_bind,$(PORT)) & \
+	MLOPS_TEXT_SERVE_MODEL_NAME=$(TEXT_MODEL) $(BIN)/mlops serve $(TEXT_SERVICE) $(call service_bind,$(TEXT_PORT)) & \
 	$(call edge_for,$(PORT),$(EDGE_QUEUE_TABULAR)) $(call edge_for,$(TEXT_PORT),$(EDGE_QUEUE_TEXT)) \
 	wait -n
 
 serve-tabular: install ## Serve MODEL's champion only, on HOST:PORT (behind the edge as `serve`)
 	@echo "tabular service on http://$(HOST):$(PORT), $(edge_note)"
 	@trap 'kill -TERM $$(jobs -p) 2>/dev/null; wait' EXIT; trap 'exit 130' INT TERM; \
-	MLOPS_SERVE_MODEL_NAME=$(MODEL) $(BIN)/bentoml serve $(TABULAR_SERVICE) $(call service_bind,$(PORT)) & \
+	MLOPS_SERVE_MODEL_NAME=$(MODEL) $(BIN)/mlops serve $(TABULAR_SERVICE) $(call service_bind,$(PORT)) & \
 	$(call edge_for,$(PORT),$(EDGE_QUEUE_TABULAR)) wait -n
 
 serve-text: install ## Serve TEXT_MODEL's champion only, on HOST:TEXT_PORT (behind the edge as `serve`)
 	@echo "text service on http://$(HOST):$(TEXT_PORT), $(edge_note)"
 	@trap 'kill -TERM $$(jobs -p) 2>/dev/null; wait' EXIT; trap 'exit 130' INT TERM; \
-	MLOPS_TEXT_SERVE_MODEL_NAME=$(TEXT_MODEL) $(BIN)/bentoml serve $(TEXT_SERVICE) $(call service_bind,$(TEXT_PORT)) & \
+	MLOPS_TEXT_SERVE_MODEL_NAME=$(TEXT_MODEL) $(BIN)/mlops serve $(TEXT_SERVICE) $(call service_bind,$(TEXT_PORT)) & \
 	$(call edge_for,$(TEXT_PORT),$(EDGE_QUEUE_TEXT)) wait -n
 
 demo: champion text-champion serve ## Train and promote iris and SST-2 models if they have no champion, serve both (web UI at /ui)

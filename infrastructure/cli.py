@@ -414,6 +414,28 @@ def models(model: Annotated[str, typer.Argument(help="registered model name")]) 
     console.print(table)
 
 
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def serve(
+    context: typer.Context,
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="what `bentoml serve` takes: a service import path "
+            "(infrastructure.serving.entrypoints.tabular:TabularClassifier) or a Bento tag"
+        ),
+    ],
+) -> None:
+    """`bentoml serve TARGET [its options]` with a Prometheus folder of this server's own.
+
+    Use it wherever several servers share one BentoML store (`make serve` starts two): with
+    plain `bentoml serve`, the one started last empties the others' metric files."""
+    from infrastructure.serving.launch import serve as serve_target
+
+    raise typer.Exit(serve_target(target, context.args))
+
+
 @app.command()
 def score(
     model: Annotated[str, typer.Argument(help="registered model name")],

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,12 @@ TASK_LABEL = "task"
 # A text model's held-out split, next to its weights (read by the int8 accuracy guard).
 TEST_SPLIT_FILE = "evaluation/test.jsonl"
 MODEL_YAML = "model.yaml"  # BentoML's name for a stored model's info file
+# Carried by a model only while it is being copied into the store (see _begin_save).
+SAVING_LABEL = "mlops_save"
+# A save copies for seconds; an unfinished one this old was left by a killed process.
+ABANDONED_AFTER_S = 3600.0
+
+log = logging.getLogger(__name__)
 
 
 def stored_contract(model: Any) -> ServingContract:
@@ -57,17 +65,14 @@ class BentoModelStore:
         stored = bentoml.sklearn.save_model(
             name,
             model,
-            labels=dict(labels),
+            labels=self._begin_save(name, labels),
             metadata=contract.to_metadata(),
             signatures={
                 "predict": {"batchable": True, "batch_dim": 0},
                 "predict_proba": {"batchable": True, "batch_dim": 0},
             },
         )
-        alias = labels.get(ALIAS_LABEL)
-        if alias:
-            self.mark_alias(name, alias, labels.get(VERSION_LABEL))
-        return str(stored.tag)
+        return self._finish_save(name, str(stored.tag), labels)
 
     def save_text_model(
         self,
@@ -83,7 +88,10 @@ class BentoModelStore:
         the model checks it against these examples before it serves.
         """
         with bentoml.models.create(
-            name, labels=dict(labels), metadata=contract.to_metadata(), module="transformers"
+            name,
+            labels=self._begin_save(name, labels),
+            metadata=contract.to_metadata(),
+            module="transformers",
         ) as stored:
             shutil.copytree(model_dir, stored.path, dirs_exist_ok=True)
             if test_examples:
@@ -95,16 +103,58 @@ class BentoModelStore:
                         for text, label in test_examples
                     )
                 )
+        return self._finish_save(name, str(stored.tag), labels)
+
+    def _begin_save(self, name: str, labels: Mapping[str, str]) -> dict[str, str]:
+        """The labels to save a new model with, marked as not yet complete.
+
+        BentoML's ``Model.save`` copies the model into its store folder file by file, so a
+        process killed mid-save (a CI run saw one) leaves a folder with no model.yaml, or
+        with one but not all of the weights. Such a model must never be listed, promoted
+        or served: it carries ``SAVING_LABEL`` until ``_finish_save`` removes it, and
+        ``_models`` skips it. Abandoned ones are removed before the next save.
+        """
+        self._remove_abandoned(name)
+        return {**labels, SAVING_LABEL: "copying"}
+
+    def _finish_save(self, name: str, tag: str, labels: Mapping[str, str]) -> str:
+        stored = bentoml.models.get(tag)
+        del stored.info.labels[SAVING_LABEL]
+        write_info_atomically(stored)
         alias = labels.get(ALIAS_LABEL)
         if alias:
             self.mark_alias(name, alias, labels.get(VERSION_LABEL))
         return str(stored.tag)
 
-    def _models(self, name: str) -> list[Any]:
-        try:
-            return list(bentoml.models.list(name))
-        except bentoml.exceptions.NotFound:
+    def _versions(self, name: str) -> list[tuple[Path, Any]]:
+        """Each version folder of ``name`` with its model, or None where it is unfinished."""
+        folder = Path(os.environ.get("BENTOML_HOME", "~/bentoml")).expanduser() / "models"
+        folder /= name
+        if not folder.is_dir():
             return []
+        found: list[tuple[Path, Any]] = []
+        for path in sorted(p for p in folder.iterdir() if p.is_dir()):
+            try:
+                model: Any = bentoml.models.get(f"{name}:{path.name}")
+            # No model.yaml, or a cut one (YAML or attrs errors): the copy was cut short.
+            except (bentoml.exceptions.BentoMLException, ValueError, TypeError, KeyError):
+                model = None
+            if model is not None and SAVING_LABEL in model.info.labels:
+                model = None
+            found.append((path, model))
+        return found
+
+    def _models(self, name: str) -> list[Any]:
+        """Complete stored models of ``name`` (``bentoml.models.list`` raises on one that
+        a killed save left unfinished, so each version is read on its own)."""
+        return [model for _, model in self._versions(name) if model is not None]
+
+    def _remove_abandoned(self, name: str) -> None:
+        cutoff = time.time() - ABANDONED_AFTER_S
+        for path, model in self._versions(name):
+            if model is None and path.stat().st_mtime < cutoff:
+                log.warning("removing %s: a save into the store that never finished", path)
+                shutil.rmtree(path, ignore_errors=True)
 
     def find_tag(self, name: str, registry_version: str) -> str | None:
         for model in self._models(name):

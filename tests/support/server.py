@@ -1,4 +1,5 @@
-"""Run `bentoml serve` as a user would: a subprocess on 127.0.0.1, stopped with SIGINT."""
+"""Run `mlops serve` (`bentoml serve` with its own metrics folder) as a user would: a
+subprocess on 127.0.0.1, stopped with SIGINT."""
 
 from __future__ import annotations
 
@@ -35,13 +36,20 @@ def build_bento(env: dict[str, str], *options: str) -> str:
     return built.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
 
 
+def mlops_cli() -> str:
+    executable = shutil.which("mlops", path=str(Path(sys.executable).parent))
+    assert executable, "the mlops console script is installed by make install"
+    return executable
+
+
 @contextmanager
 def bentoml_server(target: str, env: dict[str, str], log: Path) -> Iterator[str]:
-    """Serve ``target`` (import path or Bento tag); yields the base URL."""
+    """Serve ``target`` (import path or Bento tag); yields the base URL. Several may run at
+    once on the session's store (each has its own metrics folder)."""
     port = free_port()
     with log.open("w") as output:
         process = subprocess.Popen(
-            [bentoml_cli(), "serve", target, "--host", "127.0.0.1", "--port", str(port)],
+            [mlops_cli(), "serve", target, "--host", "127.0.0.1", "--port", str(port)],
             cwd=REPO_ROOT,
             env={**os.environ, **env},
             stdout=output,
