@@ -27,7 +27,8 @@ BATCH = re.compile(
 )
 
 
-def _wait_ready(url: str, timeout_s: float = 120.0) -> list[int]:
+def _wait_ready(url: str, timeout_s: float = 240.0) -> list[int]:
+    """Generous: on two CI cores busy with other tests a server took over 120 s to start."""
     statuses: list[int] = []
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
