@@ -382,8 +382,13 @@ class ChunkFileSink:
         table[ROW_COLUMN] = np.asarray(validated.positions, dtype=np.int64) + chunk.first_row
         scored_part: pd.DataFrame | Any
         if self._fmt is TableFormat.JSONL:
+            # The inputs stay a pandas frame: a JSON line's column may mix types, which an
+            # Arrow column cannot hold.
             if scored is not None:
-                table = pd.concat([table, answer_frame(scored, extras)], axis=1)
+                import pyarrow as pa
+
+                answers = pa.table(_answer_arrays(scored, extras, len(table))).to_pandas()
+                table = pd.concat([table, answers], axis=1)
             scored_part = table.reindex(columns=self._scored_columns)
         else:
             scored_part = _with_answers(table, scored, extras, self._scored_columns)
@@ -479,29 +484,6 @@ class ChunkFileSink:
         return rows
 
 
-def answer_frame(scored: ScoredBatch, extras: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
-    """The answers as columns, in the order and with the names of
-    :func:`answer_column_names`; mappings (unknown categories) as JSON text."""
-    probabilities = scored.probabilities
-    rows = len(scored.labels)
-    columns: dict[str, Any] = {
-        "request_id": list(scored.request_ids),
-        RENAMED["label"]: scored.labels,
-        RENAMED["label_id"]: scored.label_ids,
-        "probability": probabilities[np.arange(rows), scored.label_ids],
-    }
-    for index, name in enumerate(scored.classes):
-        columns[PROBABILITY_PREFIX + name] = probabilities[:, index]
-    columns["model_version"] = [scored.model_version] * rows
-    columns["variant"] = [scored.variant] * rows
-    for name, values in extras.items():
-        if _all_alike(values):
-            columns[name] = [_json_if_mapping(values[0])] * rows
-        else:
-            columns[name] = [_json_if_mapping(v) for v in values]
-    return pd.DataFrame(columns)
-
-
 def _with_answers(
     inputs: pd.DataFrame,
     scored: ScoredBatch | None,
@@ -516,36 +498,45 @@ def _with_answers(
     starts a thread pool per call, which cost more than it saved on a chunk.
     """
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     table = pa.Table.from_pandas(inputs, preserve_index=False, nthreads=1)
     rows = table.num_rows
-    answers: dict[str, Any] = {}
-    if scored is not None:
-        label_ids = np.asarray(scored.label_ids, dtype=np.int64)
-        probabilities = scored.probabilities
-        answers = {
-            "request_id": _id_array(scored.request_ids),
-            RENAMED["label"]: pc.take(pa.array(scored.classes, pa.string()), label_ids),
-            RENAMED["label_id"]: pa.array(label_ids),
-            "probability": pa.array(probabilities[np.arange(rows), label_ids]),
-            **{
-                PROBABILITY_PREFIX + name: pa.array(np.ascontiguousarray(probabilities[:, i]))
-                for i, name in enumerate(scored.classes)
-            },
-            "model_version": pa.repeat(pa.scalar(scored.model_version, pa.string()), rows),
-            "variant": pa.repeat(pa.scalar(scored.variant, pa.string()), rows),
-        }
-        for name, values in extras.items():
-            if _all_alike(values):
-                answers[name] = pa.repeat(pa.scalar(_json_if_mapping(values[0])), rows)
-            else:
-                answers[name] = pa.array([_json_if_mapping(v) for v in values])
+    answers = _answer_arrays(scored, extras, rows) if scored is not None else {}
     arrays = [
         table.column(name) if name in table.column_names else answers.get(name, pa.nulls(rows))
         for name in columns
     ]
     return pa.Table.from_arrays(arrays, names=list(columns))
+
+
+def _answer_arrays(
+    scored: ScoredBatch, extras: Mapping[str, Sequence[Any]], rows: int
+) -> dict[str, Any]:
+    """The answers as Arrow arrays named as in :func:`answer_column_names`; mappings
+    (unknown categories) as JSON text."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    label_ids = np.asarray(scored.label_ids, dtype=np.int64)
+    probabilities = scored.probabilities
+    answers: dict[str, Any] = {
+        "request_id": _id_array(scored.request_ids),
+        RENAMED["label"]: pc.take(pa.array(scored.classes, pa.string()), label_ids),
+        RENAMED["label_id"]: pa.array(label_ids),
+        "probability": pa.array(probabilities[np.arange(rows), label_ids]),
+        **{
+            PROBABILITY_PREFIX + name: pa.array(np.ascontiguousarray(probabilities[:, i]))
+            for i, name in enumerate(scored.classes)
+        },
+        "model_version": pa.repeat(pa.scalar(scored.model_version, pa.string()), rows),
+        "variant": pa.repeat(pa.scalar(scored.variant, pa.string()), rows),
+    }
+    for name, values in extras.items():
+        if _all_alike(values):
+            answers[name] = pa.repeat(pa.scalar(_json_if_mapping(values[0])), rows)
+        else:
+            answers[name] = pa.array([_json_if_mapping(v) for v in values])
+    return answers
 
 
 def _part_rows(part: Path) -> int:
