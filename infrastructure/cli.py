@@ -427,10 +427,10 @@ def serve(
         ),
     ],
 ) -> None:
-    """`bentoml serve TARGET [its options]` with a Prometheus folder of this server's own.
+    """`bentoml serve TARGET` and its options, with a Prometheus folder of this server's own.
 
-    Use it wherever several servers share one BentoML store (`make serve` starts two): with
-    plain `bentoml serve`, the one started last empties the others' metric files."""
+    Use it wherever several servers share one BentoML store (`make serve` starts two):
+    with plain `bentoml serve`, the one started last empties the others' metric files."""
     from infrastructure.serving.launch import serve as serve_target
 
     raise typer.Exit(serve_target(target, context.args))
