@@ -52,6 +52,14 @@ def write_info_atomically(model: Any) -> None:
     staged.replace(folder / MODEL_YAML)
 
 
+def _store_folder() -> Path:
+    """The folder of the model store BentoML uses now: BENTOML_HOME's, or, in a process
+    serving a built Bento (a container), the Bento's own, which BentoML swaps in."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    return Path(BentoMLContainer.model_store.get()._path)
+
+
 class BentoModelStore:
     """Uses the process's BentoML store (``BENTOML_HOME``, set by the composition root)."""
 
@@ -128,8 +136,7 @@ class BentoModelStore:
 
     def _versions(self, name: str) -> list[tuple[Path, Any]]:
         """Each version folder of ``name`` with its model, or None where it is unfinished."""
-        folder = Path(os.environ.get("BENTOML_HOME", "~/bentoml")).expanduser() / "models"
-        folder /= name
+        folder = _store_folder() / name
         if not folder.is_dir():
             return []
         found: list[tuple[Path, Any]] = []
