@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import bentoml
+import yaml
 
 from domain.models.contract import ServingContract
 from domain.ports import Classifier
@@ -144,7 +145,13 @@ class BentoModelStore:
             try:
                 model: Any = bentoml.models.get(f"{name}:{path.name}")
             # No model.yaml, or a cut one (YAML or attrs errors): the copy was cut short.
-            except (bentoml.exceptions.BentoMLException, ValueError, TypeError, KeyError):
+            except (
+                bentoml.exceptions.BentoMLException,
+                yaml.YAMLError,
+                ValueError,
+                TypeError,
+                KeyError,
+            ):
                 model = None
             if model is not None and SAVING_LABEL in model.info.labels:
                 model = None
