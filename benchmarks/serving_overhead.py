@@ -59,6 +59,11 @@ class Run:
 RUNS = (
     Run("bare-starlette", "floor: uvicorn + Starlette, same JSON work", bare=True),
     Run("service", "as shipped"),
+    Run(
+        "direct-api-off",
+        "classify through BentoML's routing stack",
+        {f"{PREFIX}DIRECT_API": "false"},
+    ),
     Run("access-log-on", "BentoML access log on", {f"{PREFIX}ACCESS_LOG": "true"}),
     Run("tracing-on", "OpenTelemetry middleware on", {f"{PREFIX}TRACING": "true"}),
     Run("metrics-off", "BentoML request metrics off", {f"{PREFIX}REQUEST_METRICS": "false"}),

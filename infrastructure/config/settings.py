@@ -130,6 +130,13 @@ class ServingSettings(BaseSettings):
         default=False,
         description="OpenTelemetry spans for API requests (set an exporter in BentoML's config)",
     )
+    direct_api: bool = Field(
+        default=True,
+        description=(
+            "classify/predict answered without BentoML's routing stack, by the same input "
+            "and output models (off while tracing is on)"
+        ),
+    )
     drift_window: int = Field(default=500, ge=10, description="recent rows compared")
     drift_every: int = Field(default=50, ge=1, description="rows between drift updates")
     drift_min_interval_s: float = Field(

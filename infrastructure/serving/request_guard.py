@@ -40,6 +40,10 @@ RETRY_AFTER_S = b"1"
 # (status, message, key) for a request: a refusal (401/403) or the key that was accepted.
 Authorization = tuple[int, str, ApiKey | None]
 Authorizer = Callable[[str, Scope], Authorization]
+# (endpoint, scope, body) -> (status, headers, body), or None for the full path to answer.
+DirectAnswerer = Callable[
+    [str, Scope, bytes], Awaitable[tuple[int, list[tuple[bytes, bytes]], bytes] | None]
+]
 
 
 def presented_token(scope: Scope) -> str | None:
@@ -107,8 +111,13 @@ class RequestGuardMiddleware:
         rate_limit: KeyRateLimiter | None = None,
         rate_limited_endpoints: frozenset[str] = frozenset(),
         rate_setting: str = "MLOPS_SERVE_RATE_LIMIT_PER_KEY",
+        direct: DirectAnswerer | None = None,
+        direct_endpoints: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
+        # The prediction APIs answered without BentoML's routing stack (``direct_api``).
+        self.direct = direct
+        self.direct_endpoints = direct_endpoints
         self.rate_limit = rate_limit
         self.rate_limited_endpoints = rate_limited_endpoints
         self.rate_setting = rate_setting
@@ -267,6 +276,15 @@ class RequestGuardMiddleware:
                 status = 400
                 await self._refuse(send, 400, problem)
                 return
+
+            if self.direct is not None and endpoint in self.direct_endpoints:
+                answer = await self.direct(endpoint, scope, body)
+                if answer is not None:
+                    code, headers, payload = answer
+                    start = {"type": "http.response.start", "status": code, "headers": headers}
+                    await observed_send(start)
+                    await observed_send({"type": "http.response.body", "body": payload})
+                    return
 
             delivered = False
 

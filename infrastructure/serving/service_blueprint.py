@@ -20,6 +20,7 @@ from pydantic import StringConstraints
 from domain.security.api_keys import Role
 from infrastructure.config.settings import MlopsSettings, ServingSettings
 from infrastructure.security.json_key_store import JsonKeyStore
+from infrastructure.serving.direct_api import DirectApis
 from infrastructure.serving.openapi import COMMON_ERRORS, error_body, service_openapi
 from infrastructure.serving.rate_limit import KeyRateLimiter
 from infrastructure.serving.request_guard import KeyAuthorizer, RequestGuardMiddleware
@@ -104,6 +105,8 @@ class ServiceState:
     """Shared by the service instance and its middleware within one worker process."""
 
     runtime: ServingRuntime | None = None
+    # The service instance BentoML built in this worker (the direct path calls its APIs).
+    instance: Any = None
 
     def unavailable(self) -> str | None:
         """Why prediction requests cannot be served yet, or None once the champion is in."""
@@ -130,6 +133,8 @@ class ServiceBlueprint:
     middleware: tuple[type, dict[str, Any]]
     errors: dict[str, tuple[int, ...]]
     ui: bool = True
+    # Set when the prediction APIs take the direct path (settings.direct_api, no tracing).
+    direct_state: ServiceState | None = None
 
     def __post_init__(self) -> None:
         # BentoML calls inspect.signature() on an API's function at every call (to fill
@@ -147,6 +152,10 @@ class ServiceBlueprint:
             mount_web_ui(service)
         middleware_cls, options = self.middleware
         errors = self.errors
+        if self.direct_state is not None:
+            state = self.direct_state
+            direct = DirectApis(service, lambda: state.instance, sorted(PREDICTION_ENDPOINTS))
+            options = {**options, "direct": direct.answer, "direct_endpoints": direct.endpoints}
         service.add_asgi_middleware(
             middleware_cls,
             **options,
@@ -209,6 +218,11 @@ def guard_middleware(
             "rate_setting": f"{prefix}RATE_LIMIT_PER_KEY",
         },
     )
+
+
+def direct_state(settings: ServingSettings, state: ServiceState) -> ServiceState | None:
+    """The state the direct path reads, when settings allow it (tracing needs the full path)."""
+    return state if settings.direct_api and not settings.tracing else None
 
 
 def serving_limits(settings: ServingSettings) -> dict[str, Any]:

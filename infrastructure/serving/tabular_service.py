@@ -29,6 +29,7 @@ from infrastructure.serving.service_blueprint import (
     ServiceBlueprint,
     ServiceState,
     class_label,
+    direct_state,
     endpoint_errors,
     guard_middleware,
     service_config,
@@ -98,6 +99,7 @@ def build_tabular_service(settings: ServingSettings) -> ServiceBlueprint:
                 settings, SklearnModelLoader(), model_source(settings), ENDPOINTS
             )
             state.runtime = self.runtime
+            state.instance = self
             self.runtime.start()
 
         @bentoml.api
@@ -148,4 +150,5 @@ def build_tabular_service(settings: ServingSettings) -> ServiceBlueprint:
         middleware=guard_middleware(ENDPOINTS, settings, state),
         errors=endpoint_errors(settings),
         ui=settings.ui,
+        direct_state=direct_state(settings, state),
     )

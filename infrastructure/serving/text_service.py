@@ -39,6 +39,7 @@ from infrastructure.serving.service_blueprint import (
     ServiceBlueprint,
     ServiceState,
     class_label,
+    direct_state,
     endpoint_errors,
     guard_middleware,
     service_config,
@@ -114,6 +115,7 @@ def build_text_service(
                 loader = RunnerModelLoader(settings, lambda: self.model_runner, on_cache)
             self.runtime = ServingRuntime(settings, loader, model_source(settings), ENDPOINTS)
             state.runtime = self.runtime
+            state.instance = self
             self.runtime.start()
 
         @bentoml.api
@@ -209,4 +211,5 @@ def build_text_service(
         middleware=guard_middleware(ENDPOINTS, settings, state),
         errors=endpoint_errors(settings),
         ui=settings.ui,
+        direct_state=direct_state(settings, state),
     )

@@ -8,7 +8,14 @@ import pytest
 from pydantic import ValidationError
 from scipy.stats import binomtest
 
-from domain.serving.variants import CHALLENGER, TrafficSplit, Variant, VariantMode
+from domain.serving.variants import (
+    BUCKETS,
+    CHALLENGER,
+    CHAMPION,
+    TrafficSplit,
+    Variant,
+    VariantMode,
+)
 
 KEYS = [f"user-{i}" for i in range(4000)]
 
@@ -43,7 +50,13 @@ def test_weights_outside_0_100_are_refused() -> None:
 
 
 def test_requests_without_a_key_are_spread_at_random() -> None:
-    rng = random.Random(7)  # seeded: the default draws uuid4 keys
-    split = TrafficSplit(50.0, random_key=lambda: f"{rng.getrandbits(64):x}")
+    rng = random.Random(7)  # seeded: the default draws from the global generator
+    split = TrafficSplit(50.0, random_bucket=lambda: rng.randrange(BUCKETS))
     routed = [split.route(None) for _ in range(2000)]
     assert binomtest(routed.count(CHALLENGER), 2000, 0.5).pvalue > 0.01
+
+
+def test_the_default_random_bucket_follows_the_weight() -> None:
+    routed = [TrafficSplit(20.0).route(None) for _ in range(5000)]
+    assert binomtest(routed.count(CHALLENGER), 5000, 0.2).pvalue > 0.001
+    assert {TrafficSplit(0.0).route(None) for _ in range(100)} == {CHAMPION}

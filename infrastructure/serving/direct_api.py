@@ -1,0 +1,171 @@
+"""The direct path for the prediction APIs: BentoML's own input and output models, called
+from the request guard without BentoML's per-request routing stack.
+
+Why: under load, what BentoML runs between the request guard and the API function
+(its context middleware, Starlette's exception middleware and router, the endpoint
+wrapper's dependency injection, per-call imports and signature lookups, a streamed
+response) was most of the service's own CPU per request (``make bench-overhead``, profiled
+with py-spy). Every step that decides what a client sees is kept, and done by the same
+objects: the body is validated by the API's input model exactly as BentoML's JSON serde
+does it (``model_validate_json``), the same API function is called with the same
+arguments, and the answer is checked by the API's output model and written as JSON.
+Errors raised by the API are answered as BentoML's endpoint wrapper answers them.
+
+A body that does not validate is handed back (``None``), so the full path answers it
+with BentoML's own 400: one source for every error a client can get. The path is off with
+``DIRECT_API=false`` and whenever tracing is on (BentoML's spans need its full path).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, MutableMapping
+from dataclasses import dataclass, field
+from inspect import iscoroutinefunction
+from typing import Any
+
+from _bentoml_sdk.io_models import ARGS, KWARGS, IORootModel
+from bentoml.exceptions import BentoMLException
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from starlette.datastructures import Headers
+
+logger = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+# status, headers, body: what the request guard sends.
+DirectAnswer = tuple[int, list[tuple[bytes, bytes]], bytes]
+# The text of BentoML's endpoint wrapper for an API's 5xx (it hides the exception's own).
+UNEXPECTED = "An unexpected error has occurred, please check the server log."
+
+
+@dataclass
+class DirectRequest:
+    headers: Headers
+
+
+@dataclass
+class DirectResponse:
+    status_code: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class DirectContext:
+    """What the prediction APIs use of ``bentoml.Context``: the request's headers, and the
+    response's status and headers."""
+
+    request: DirectRequest
+    response: DirectResponse = field(default_factory=DirectResponse)
+
+
+class DirectApis:
+    """Answers the named APIs of one service, or hands a request back to the full path."""
+
+    def __init__(
+        self, service: Any, instance: Callable[[], Any | None], endpoints: Iterable[str]
+    ) -> None:
+        self._instance = instance
+        self._server = f"BentoML Service/{service.name}".encode()
+        self._methods: dict[str, Any] = {}
+        # BentoML renders a root output with json.dumps(model_dump(mode="json")); pydantic's
+        # own serializer writes the same JSON values at a fraction of the cost.
+        self._dump_root: dict[str, Callable[[Any], bytes]] = {}
+        for endpoint in endpoints:
+            method = service.apis[endpoint.replace("/", "_")]
+            fields = method.input_spec.model_fields
+            # Only what BentoML's endpoint does the plain way: an async function taking
+            # JSON fields (or one root body), answering JSON; anything else is refused
+            # here rather than answered differently.
+            if (
+                method.batchable
+                or not iscoroutinefunction(method.func)
+                or ARGS in fields
+                or KWARGS in fields
+                or method.input_spec.multipart_fields
+                or method.input_spec.mime_type() != "application/json"
+                or method.output_spec.mime_type() != "application/json"
+            ):
+                raise ValueError(f"{endpoint}: not an API the direct path can answer")
+            self._methods[endpoint] = method
+            if issubclass(method.output_spec, IORootModel):
+                root = method.output_spec.model_fields["root"].annotation
+                self._dump_root[endpoint] = TypeAdapter(root).dump_json
+
+    @property
+    def endpoints(self) -> frozenset[str]:
+        return frozenset(self._methods)
+
+    async def answer(self, endpoint: str, scope: Scope, body: bytes) -> DirectAnswer | None:
+        method = self._methods.get(endpoint)
+        instance = self._instance()
+        if method is None or instance is None:
+            return None
+        spec = method.input_spec
+        try:
+            data = spec.model_validate_json(body or b"{}")
+        except ValidationError:
+            return None
+        args: tuple[Any, ...] = ()
+        kwargs: dict[str, Any] = {}
+        if getattr(spec, "__root_input__", False):
+            args = (data.root,) if isinstance(data, IORootModel) else (data,)
+        else:
+            kwargs = {name: getattr(data, name) for name in type(data).model_fields}
+        ctx = DirectContext(DirectRequest(Headers(scope=scope)))
+        if method.ctx_param is not None:
+            kwargs[method.ctx_param] = ctx
+        try:
+            output = await method.func(instance, *args, **kwargs)
+            payload = self._render(endpoint, method, output)
+        except ValidationError as error:
+            return self._error(400, error_detail(error))
+        except BentoMLException as error:
+            logger.debug("/%s: %s", endpoint, error)
+            status = int(error.error_code.value)
+            if status in (401, 403):
+                return self._error(status, {"error": "Authorization error"})
+            if status >= 500:
+                return self._error(status, {"error": UNEXPECTED})
+            # A one-element list, as BentoML's wrapper writes it; the guard's error
+            # rewriting reads either form.
+            return self._error(status, [{"error": str(error)}])
+        except Exception:
+            logger.exception("Exception on /%s [POST]", endpoint)
+            return self._error(500, {"error": UNEXPECTED})
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+            (b"server", self._server),
+            *(
+                (name.lower().encode("latin-1"), value.encode("latin-1"))
+                for name, value in ctx.response.headers.items()
+            ),
+        ]
+        return ctx.response.status_code, headers, payload
+
+    def _render(self, endpoint: str, method: Any, output: Any) -> bytes:
+        dump_root = self._dump_root.get(endpoint)
+        if dump_root is not None:
+            # Validated as BentoML's output model would (its constructor), then written.
+            return dump_root(method.output_spec(output).root)
+        if isinstance(output, BaseModel):
+            return output.model_dump_json().encode()  # what BentoML's JSON serde writes
+        raise TypeError(f"/{endpoint} returned {type(output).__name__}, not its output model")
+
+    def _error(self, status: int, detail: Any) -> DirectAnswer:
+        payload = json.dumps(detail).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+            (b"server", self._server),
+        ]
+        return status, headers, payload
+
+
+def error_detail(error: ValidationError) -> dict[str, Any]:
+    """BentoML's endpoint wrapper's body for a pydantic error raised by an API."""
+    return {
+        "error": f"{error.error_count()} validation error for {error.title}",
+        "detail": error.errors(include_context=False, include_input=False),
+    }

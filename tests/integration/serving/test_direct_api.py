@@ -1,0 +1,147 @@
+"""The direct path (``DIRECT_API``) answers classify/predict exactly as BentoML's full path.
+
+The same requests go to a service with the direct path on, then to one with it off, over
+the same stored model; every answer must match: status, body (request ids and timings
+aside), and the headers clients read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infrastructure.serving.direct_api import DirectApis
+from tests.support.serving import asgi_client, tabular_service, text_service, train_and_promote
+
+pytestmark = pytest.mark.slow
+
+MODEL = "direct-iris"
+SETOSA = [5.1, 3.5, 1.4, 0.2]
+NAMED = {
+    "sepal_length_cm": 6.7,
+    "sepal_width_cm": 3.0,
+    "petal_length_cm": 5.2,
+    "petal_width_cm": 2.3,
+}
+HEADERS = ("content-type", "x-model-variant", "x-model-version", "retry-after")
+# (endpoint, body, headers): good requests, and bad ones the direct path hands back.
+TABULAR_REQUESTS: list[tuple[str, Any, dict[str, str]]] = [
+    ("classify", {"rows": [SETOSA]}, {}),
+    ("classify", {"rows": [SETOSA, [6.7, 3.0, 5.2, 2.3]]}, {"x-routing-key": "user-1"}),
+    ("predict", NAMED, {}),
+    ("predict", {"instances": [NAMED, NAMED]}, {}),
+    ("classify", {"rows": [SETOSA], "extra": 1}, {}),  # BentoML ignores unknown fields
+    ("classify", {"rows": []}, {}),
+    ("classify", {"rows": [[1.0, 2.0]]}, {}),
+    ("classify", {"rows": [["a", 1.0, 1.0, 1.0]]}, {}),
+    ("classify", {"rows": [SETOSA] * 9}, {}),
+    ("classify", {}, {}),
+    ("classify", "not json", {}),
+    ("classify", [1, 2], {}),
+    ("predict", {"sepal_length_cm": 1.0}, {}),
+    ("predict", {"instances": []}, {}),
+    ("predict", {**NAMED, "petal_width_cm": "wide"}, {}),
+]
+TEXT_REQUESTS: list[tuple[str, Any, dict[str, str]]] = [
+    ("classify", {"texts": ["a gorgeous , witty , seductive movie ."]}, {}),
+    ("classify", {"texts": ["dull", "   fine   "]}, {"x-routing-key": "k"}),
+    ("predict", {"text": "the plot is nothing but boilerplate ."}, {}),
+    ("predict", {"texts": ["one", "two"]}, {}),
+    ("classify", {"texts": []}, {}),
+    ("classify", {"texts": ["   "]}, {}),
+    ("classify", {"texts": ["x" * 500]}, {}),
+    ("classify", {"texts": [1]}, {}),
+    ("predict", {"text": "a", "texts": ["b"]}, {}),
+    ("predict", {}, {}),
+]
+
+
+def _masked(value: Any) -> Any:
+    """Request ids and timings differ between any two answers."""
+    if isinstance(value, dict):
+        return {
+            key: "*" if key in ("request_id", "latency_ms") else _masked(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_masked(item) for item in value]
+    return value
+
+
+@pytest.fixture
+def direct_answers(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """For each request the direct path saw, whether it answered (False: handed back)."""
+    seen: list[bool] = []
+    answer = DirectApis.answer
+
+    async def counted(self: DirectApis, endpoint: str, scope: Any, body: bytes) -> Any:
+        result = await answer(self, endpoint, scope, body)
+        seen.append(result is not None)
+        return result
+
+    monkeypatch.setattr(DirectApis, "answer", counted)
+    return seen
+
+
+def _answers(service: Any, requests: list[tuple[str, Any, dict[str, str]]]) -> list[Any]:
+    answers = []
+    with asgi_client(service) as client:
+        for endpoint, body, headers in requests:
+            if isinstance(body, str):
+                response = client.post(
+                    f"/{endpoint}",
+                    content=body,
+                    headers={**headers, "content-type": "application/json"},
+                )
+            else:
+                response = client.post(f"/{endpoint}", json=body, headers=headers)
+            answers.append(
+                (
+                    endpoint,
+                    response.status_code,
+                    _masked(response.json()),
+                    {name: response.headers.get(name) for name in HEADERS},
+                )
+            )
+    return answers
+
+
+def _assert_same(direct: list[Any], full: list[Any]) -> None:
+    for answered, expected in zip(direct, full, strict=True):
+        assert answered == expected
+
+
+def test_tabular_direct_path_answers_as_the_full_path(
+    tmp_path: Path, direct_answers: list[bool]
+) -> None:
+    train_and_promote(tmp_path / "home", MODEL)
+    settings = {"model_name": MODEL, "max_instances": 8, "routing_header": "x-routing-key"}
+    direct = _answers(tabular_service(**settings), TABULAR_REQUESTS)
+    assert direct_answers == [True] * 5 + [False] * (len(TABULAR_REQUESTS) - 5)
+    full = _answers(tabular_service(**settings, direct_api=False), TABULAR_REQUESTS)
+    assert len(direct_answers) == len(TABULAR_REQUESTS), "DIRECT_API=false: BentoML answered"
+    _assert_same(direct, full)
+    statuses = [status for _, status, _, _ in direct]
+    assert statuses[:5] == [200] * 5 and set(statuses[5:]) == {400}
+    assert direct[0][3]["x-model-variant"] == "champion"
+
+
+def test_text_direct_path_answers_as_the_full_path(
+    text_champion: str, direct_answers: list[bool]
+) -> None:
+    settings = {
+        "model_name": text_champion,
+        "max_text_chars": 200,
+        "max_instances": 4,
+        "warmup_batch_sizes": (1, 4),
+        "routing_header": "x-routing-key",
+    }
+    direct = _answers(text_service(**settings), TEXT_REQUESTS)
+    assert direct_answers == [True] * 4 + [False] * (len(TEXT_REQUESTS) - 4)
+    full = _answers(text_service(**settings, direct_api=False), TEXT_REQUESTS)
+    assert len(direct_answers) == len(TEXT_REQUESTS), "DIRECT_API=false: BentoML answered"
+    _assert_same(direct, full)
+    statuses = [status for _, status, _, _ in direct]
+    assert statuses[:4] == [200] * 4 and set(statuses[4:]) == {400}
