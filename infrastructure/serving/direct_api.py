@@ -30,7 +30,11 @@ from bentoml.exceptions import BentoMLException
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.datastructures import Headers
 
-logger = logging.getLogger(__name__)
+from infrastructure.serving.client_error_logging import BENTOML_HTTP_LOGGER
+
+# BentoML's endpoint wrapper logs an API's exceptions here; so does the direct path, so the
+# same filter (``client_error_logging``) turns client errors into one warning line.
+logger = logging.getLogger(BENTOML_HTTP_LOGGER)
 
 Scope = MutableMapping[str, Any]
 # status, headers, body: what the request guard sends.
@@ -119,9 +123,10 @@ class DirectApis:
             output = await method.func(instance, *args, **kwargs)
             payload = self._render(endpoint, method, output)
         except ValidationError as error:
+            logger.error("Exception on /%s [POST]", endpoint, exc_info=True)
             return self._error(400, error_detail(error))
         except BentoMLException as error:
-            logger.debug("/%s: %s", endpoint, error)
+            logger.error("Exception on /%s [POST]", endpoint, exc_info=True)
             status = int(error.error_code.value)
             if status in (401, 403):
                 return self._error(status, {"error": "Authorization error"})
@@ -131,7 +136,7 @@ class DirectApis:
             # rewriting reads either form.
             return self._error(status, [{"error": str(error)}])
         except Exception:
-            logger.exception("Exception on /%s [POST]", endpoint)
+            logger.error("Exception on /%s [POST]", endpoint, exc_info=True)
             return self._error(500, {"error": UNEXPECTED})
         headers = [
             (b"content-type", b"application/json"),

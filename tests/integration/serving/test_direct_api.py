@@ -7,6 +7,7 @@ aside), and the headers clients read.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,9 +109,24 @@ def _answers(service: Any, requests: list[tuple[str, Any, dict[str, str]]]) -> l
     return answers
 
 
-def _assert_same(direct: list[Any], full: list[Any]) -> None:
+def _compare_paths(
+    build: Callable[..., Any],
+    settings: dict[str, Any],
+    requests: list[tuple[str, Any, dict[str, str]]],
+    valid: int,
+    direct_answers: list[bool],
+) -> list[Any]:
+    """The first ``valid`` requests are answered by the direct path, the rest handed back;
+    with DIRECT_API=false none reaches it; both services answer every request alike."""
+    direct = _answers(build(**settings), requests)
+    assert direct_answers == [True] * valid + [False] * (len(requests) - valid)
+    full = _answers(build(**settings, direct_api=False), requests)
+    assert len(direct_answers) == len(requests), "DIRECT_API=false: BentoML answered"
     for answered, expected in zip(direct, full, strict=True):
         assert answered == expected
+    statuses = [status for _, status, _, _ in direct]
+    assert statuses[:valid] == [200] * valid and set(statuses[valid:]) == {400}
+    return direct
 
 
 def test_tabular_direct_path_answers_as_the_full_path(
@@ -118,13 +134,7 @@ def test_tabular_direct_path_answers_as_the_full_path(
 ) -> None:
     train_and_promote(tmp_path / "home", MODEL)
     settings = {"model_name": MODEL, "max_instances": 8, "routing_header": "x-routing-key"}
-    direct = _answers(tabular_service(**settings), TABULAR_REQUESTS)
-    assert direct_answers == [True] * 5 + [False] * (len(TABULAR_REQUESTS) - 5)
-    full = _answers(tabular_service(**settings, direct_api=False), TABULAR_REQUESTS)
-    assert len(direct_answers) == len(TABULAR_REQUESTS), "DIRECT_API=false: BentoML answered"
-    _assert_same(direct, full)
-    statuses = [status for _, status, _, _ in direct]
-    assert statuses[:5] == [200] * 5 and set(statuses[5:]) == {400}
+    direct = _compare_paths(tabular_service, settings, TABULAR_REQUESTS, 5, direct_answers)
     assert direct[0][3]["x-model-variant"] == "champion"
 
 
@@ -138,10 +148,4 @@ def test_text_direct_path_answers_as_the_full_path(
         "warmup_batch_sizes": (1, 4),
         "routing_header": "x-routing-key",
     }
-    direct = _answers(text_service(**settings), TEXT_REQUESTS)
-    assert direct_answers == [True] * 4 + [False] * (len(TEXT_REQUESTS) - 4)
-    full = _answers(text_service(**settings, direct_api=False), TEXT_REQUESTS)
-    assert len(direct_answers) == len(TEXT_REQUESTS), "DIRECT_API=false: BentoML answered"
-    _assert_same(direct, full)
-    statuses = [status for _, status, _, _ in direct]
-    assert statuses[:4] == [200] * 4 and set(statuses[4:]) == {400}
+    _compare_paths(text_service, settings, TEXT_REQUESTS, 4, direct_answers)
