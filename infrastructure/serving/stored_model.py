@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +50,8 @@ def resolve_served_model(settings: ServingSettings) -> ServedModel:
     tag = settings.model_tag or BentoModelStore().tag_for_alias(
         settings.model_name, settings.model_alias
     )
-    store_path = os.environ.get("BENTOML_HOME", "~/bentoml")
+    # The store BentoML reads: BENTOML_HOME's, or a built Bento's own in a container.
+    store_path = BentoModelStore.location()
     if tag is None:
         raise ModelNotFoundError(
             f"no {settings.model_name!r} model with alias {settings.model_alias!r} in the "

@@ -64,6 +64,11 @@ def _store_folder() -> Path:
 class BentoModelStore:
     """Uses the process's BentoML store (``BENTOML_HOME``, set by the composition root)."""
 
+    @staticmethod
+    def location() -> Path:
+        """Where the store BentoML uses now keeps its models (for messages)."""
+        return _store_folder()
+
     def save_classifier(
         self,
         name: str,
