@@ -103,7 +103,10 @@ class DirectApis:
     async def answer(self, endpoint: str, scope: Scope, body: bytes) -> DirectAnswer | None:
         method = self._methods.get(endpoint)
         instance = self._instance()
-        if method is None or instance is None:
+        # BentoML routes an API as POST on exactly its path: any other method gets its 405,
+        # and a trailing slash its redirect, from the full path.
+        exact = scope.get("method") == "POST" and scope.get("path") == f"/{endpoint}"
+        if method is None or instance is None or not exact:
             return None
         spec = method.input_spec
         try:

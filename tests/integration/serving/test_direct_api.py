@@ -26,6 +26,8 @@ NAMED = {
     "petal_length_cm": 5.2,
     "petal_width_cm": 2.3,
 }
+# Not API calls: BentoML answers 405 (other methods) and a redirect (trailing slash).
+PROBES = [("GET", "/classify"), ("TRACE", "/predict"), ("PUT", "/classify"), ("POST", "/classify/")]
 HEADERS = ("content-type", "x-model-variant", "x-model-version", "retry-after")
 # (endpoint, body, headers): good requests, and bad ones the direct path hands back.
 TABULAR_REQUESTS: list[tuple[str, Any, dict[str, str]]] = [
@@ -87,7 +89,7 @@ def direct_answers(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
 
 
 def _answers(service: Any, requests: list[tuple[str, Any, dict[str, str]]]) -> list[Any]:
-    answers = []
+    answers: list[Any] = []
     with asgi_client(service) as client:
         for endpoint, body, headers in requests:
             if isinstance(body, str):
@@ -106,6 +108,10 @@ def _answers(service: Any, requests: list[tuple[str, Any, dict[str, str]]]) -> l
                     {name: response.headers.get(name) for name in HEADERS},
                 )
             )
+        # Only POST on the exact path is an API call (the direct path hands the rest on).
+        for method, path in PROBES:
+            response = client.request(method, path, json={}, follow_redirects=False)
+            answers.append((method, path, response.status_code))
     return answers
 
 
@@ -119,13 +125,15 @@ def _compare_paths(
     """The first ``valid`` requests are answered by the direct path, the rest handed back;
     with DIRECT_API=false none reaches it; both services answer every request alike."""
     direct = _answers(build(**settings), requests)
-    assert direct_answers == [True] * valid + [False] * (len(requests) - valid)
+    handed_on = len(requests) - valid + len(PROBES)
+    assert direct_answers == [True] * valid + [False] * handed_on
     full = _answers(build(**settings, direct_api=False), requests)
-    assert len(direct_answers) == len(requests), "DIRECT_API=false: BentoML answered"
+    assert len(direct_answers) == valid + handed_on, "DIRECT_API=false: BentoML answered"
     for answered, expected in zip(direct, full, strict=True):
         assert answered == expected
-    statuses = [status for _, status, _, _ in direct]
+    statuses = [status for _, status, _, _ in direct[: len(requests)]]
     assert statuses[:valid] == [200] * valid and set(statuses[valid:]) == {400}
+    assert [status for _, _, status in direct[len(requests) :]] == [405, 405, 405, 307]
     return direct
 
 
