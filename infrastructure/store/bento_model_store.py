@@ -53,21 +53,16 @@ def write_info_atomically(model: Any) -> None:
     staged.replace(folder / MODEL_YAML)
 
 
-def _store_folder() -> Path:
-    """The folder of the model store BentoML uses now: BENTOML_HOME's, or, in a process
-    serving a built Bento (a container), the Bento's own, which BentoML swaps in."""
-    from bentoml._internal.configuration.containers import BentoMLContainer
-
-    return Path(BentoMLContainer.model_store.get()._path)
-
-
 class BentoModelStore:
     """Uses the process's BentoML store (``BENTOML_HOME``, set by the composition root)."""
 
     @staticmethod
     def location() -> Path:
-        """Where the store BentoML uses now keeps its models (for messages)."""
-        return _store_folder()
+        """The folder of the model store BentoML uses now: BENTOML_HOME's, or, in a process
+        serving a built Bento (a container), the Bento's own, which BentoML swaps in."""
+        from bentoml._internal.configuration.containers import BentoMLContainer
+
+        return Path(BentoMLContainer.model_store.get()._path)
 
     def save_classifier(
         self,
@@ -142,7 +137,7 @@ class BentoModelStore:
 
     def _versions(self, name: str) -> list[tuple[Path, Any]]:
         """Each version folder of ``name`` with its model, or None where it is unfinished."""
-        folder = _store_folder() / name
+        folder = self.location() / name
         if not folder.is_dir():
             return []
         found: list[tuple[Path, Any]] = []
