@@ -45,6 +45,9 @@ class LevelResult:
     # CPU the load generator itself used, in cores: on a small machine it competes with
     # the server it measures, so it bounds how close a server can get to its model's limit.
     client_cpu_cores: float | None = None
+    # Share of the level's wall time the model spent scoring batches (from the service's
+    # `mlops_batch_seconds`): under 1 at saturation, the serving path left it idle.
+    model_busy_share: float | None = None
 
 
 async def _run_level(
@@ -188,16 +191,18 @@ def print_table(results: Sequence[LevelResult]) -> None:
     batches = any(r.mean_batch_size is not None for r in results)
     header = (
         f"{'server':<18}{'clients':>8}{'rps':>10}{'p50 ms':>10}{'p95 ms':>10}"
-        f"{'p99 ms':>10}{'errors':>8}{'client cpu':>12}" + (f"{'batch':>8}" if batches else "")
+        f"{'p99 ms':>10}{'errors':>8}{'client cpu':>12}"
+        + (f"{'batch':>8}{'busy':>7}" if batches else "")
     )
     print(header)
     print("-" * len(header))
     for r in results:
         batch = "" if r.mean_batch_size is None else f"{r.mean_batch_size:.1f}"
+        busy = "" if r.model_busy_share is None else f"{r.model_busy_share:.2f}"
         print(
             f"{r.server:<18}{r.clients:>8}{r.rps:>10.1f}{r.p50_ms:>10.2f}{r.p95_ms:>10.2f}"
             f"{r.p99_ms:>10.2f}{r.errors:>8}{r.client_cpu_cores or 0:>12.2f}"
-            + (f"{batch:>8}" if batches else "")
+            + (f"{batch:>8}{busy:>7}" if batches else "")
         )
 
 

@@ -134,7 +134,7 @@ def measure(
     with server_process(command, run_env, base + "/readyz", log, REPO_ROOT) as process:
         run_level(run.name, base + "/classify", body, clients, warmup)
         batches = not run.bare and run.env.get(f"{PREFIX}REQUEST_METRICS") != "false"
-        before = batch_totals(base) if batches else (0.0, 0.0)
+        before = batch_totals(base) if batches else (0.0, 0.0, 0.0)
         cpu_before = server_cpu_seconds(process.pid)
         load = run_level(run.name, base + "/classify", body, clients, requests)
         cpu = server_cpu_seconds(process.pid) - cpu_before
@@ -142,7 +142,10 @@ def measure(
             after = batch_totals(base)
             if after[1] > before[1]:
                 mean = (after[0] - before[0]) / (after[1] - before[1])
-                load = replace(load, mean_batch_size=round(mean, 2))
+                busy = (after[2] - before[2]) / load.seconds
+                load = replace(
+                    load, mean_batch_size=round(mean, 2), model_busy_share=round(busy, 3)
+                )
     done = max(1, load.requests - load.errors - load.shed)
     result = OverheadResult(
         name=run.name,
@@ -154,7 +157,8 @@ def measure(
     print(
         f"  {run.name:<20} cpu/request={result.server_cpu_us_per_request:>8.1f}us "
         f"rps={load.rps:<8} p50={load.p50_ms}ms p99={load.p99_ms}ms "
-        f"batch={load.mean_batch_size} errors={load.errors} {load.error_statuses or ''}",
+        f"batch={load.mean_batch_size} busy={load.model_busy_share} "
+        f"errors={load.errors} {load.error_statuses or ''}",
         flush=True,
     )
     return result

@@ -60,7 +60,7 @@ TARGET_BACKEND_SPEEDUP = 1.5
 TARGET_MULTI_TEXT_SHARE = 0.8
 SHUFFLE_SEED = 2013
 BATCH_METRIC = re.compile(
-    r'^mlops_batch_size_(sum|count)\{[^}]*variant="champion"[^}]*\}\s+(\S+)',
+    r'^mlops_batch_(size_sum|size_count|seconds_sum)\{[^}]*variant="champion"[^}]*\}\s+(\S+)',
     re.MULTILINE,
 )
 
@@ -145,14 +145,15 @@ def raw_throughput(
     return results
 
 
-def batch_totals(base: str) -> tuple[float, float]:
-    """(sum, count) of the classify adaptive-batch-size histogram on ``/metrics``."""
+def batch_totals(base: str) -> tuple[float, float, float]:
+    """(inputs, batches, seconds in the model) so far, from the champion's
+    ``mlops_batch_size`` and ``mlops_batch_seconds`` histograms on ``/metrics``."""
     with urllib.request.urlopen(base + "/metrics", timeout=10) as reply:
         text = reply.read().decode()
-    totals = {"sum": 0.0, "count": 0.0}
+    totals = {"size_sum": 0.0, "size_count": 0.0, "seconds_sum": 0.0}
     for kind, value in BATCH_METRIC.findall(text):
         totals[kind] += float(value)
-    return totals["sum"], totals["count"]
+    return totals["size_sum"], totals["size_count"], totals["seconds_sum"]
 
 
 def fetch_json(url: str) -> Any:
@@ -203,19 +204,21 @@ def run_server(
         run_level(name, base + path, bodies(len(sentences) - warmup), max(levels), warmup)
         batching = "metrics" if name != "unbatched-fastapi" else None
         for clients in levels:
-            before = batch_totals(base) if batching else (0.0, 0.0)
+            before = batch_totals(base) if batching else (0.0, 0.0, 0.0)
             result = run_level(name, base + path, bodies(0), clients, requests)
             if batching:
                 after = batch_totals(base)
                 batches = after[1] - before[1]
                 if batches:
                     result = replace(
-                        result, mean_batch_size=round((after[0] - before[0]) / batches, 2)
+                        result,
+                        mean_batch_size=round((after[0] - before[0]) / batches, 2),
+                        model_busy_share=round((after[2] - before[2]) / result.seconds, 3),
                     )
             print(
                 f"  {name:<18} clients={clients:<4} rps={result.rps:<8} p50={result.p50_ms}ms "
                 f"p99={result.p99_ms}ms errors={result.errors} shed={result.shed} "
-                f"batch={result.mean_batch_size}",
+                f"batch={result.mean_batch_size} busy={result.model_busy_share}",
                 flush=True,
             )
             results.append(result)

@@ -42,7 +42,7 @@ class PredictionService:
         max_batch_size: int,
         shadow_max_pending: int = 1024,
         shadow_timeout_s: float = 5.0,
-        on_batch: Callable[[str, int], None] | None = None,
+        on_batch: Callable[[str, int, float], None] | None = None,
         max_wait_s: float | None = None,
     ) -> None:
         self.pool = pool
@@ -58,7 +58,7 @@ class PredictionService:
                 lambda items, variant=variant: self._run(variant, items),  # type: ignore[misc]
                 max_batch_size,
                 executor,
-                on_batch=(lambda size, variant=variant: on_batch(variant, size))  # type: ignore[misc]
+                on_batch=(lambda size, seconds, variant=variant: on_batch(variant, size, seconds))  # type: ignore[misc]
                 if on_batch
                 else None,
                 max_wait_s=max_wait_s,

@@ -144,6 +144,7 @@ def _families() -> _Families:
 class _ServiceFamilies:
     model_info: Gauge
     batch_size: Histogram
+    batch_seconds: Histogram
     swaps: Counter
     reload_failures: Counter
     challenger_weight: Gauge
@@ -167,6 +168,14 @@ def _service_families() -> _ServiceFamilies:
             "Inputs per model call (micro-batches merge concurrent requests of one variant)",
             SERVICE_LABELS,
             buckets=BATCH_BUCKETS,
+        ),
+        # Its sum over wall time is the share of time the model was busy: what a closed-loop
+        # client's throughput is capped by, next to the batch size.
+        batch_seconds=Histogram(
+            "mlops_batch_seconds",
+            "Seconds per model call (one micro-batch, tokenization included)",
+            SERVICE_LABELS,
+            buckets=LATENCY_BUCKETS,
         ),
         swaps=Counter(
             "mlops_model_swaps",
@@ -222,8 +231,9 @@ class PrometheusServiceMetrics:
         if version is not None:
             info.labels(self._model, variant, version, self._worker).set(1)
 
-    def batch(self, variant: str, size: int) -> None:
+    def batch(self, variant: str, size: int, seconds: float) -> None:
         self._families.batch_size.labels(self._model, variant).observe(size)
+        self._families.batch_seconds.labels(self._model, variant).observe(seconds)
 
     def swapped(self, variant: str, outcome: str) -> None:
         self._families.swaps.labels(self._model, variant, outcome).inc()

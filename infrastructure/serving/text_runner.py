@@ -252,7 +252,7 @@ class RunnerCore:
             gc.collect()
             gc.freeze()
 
-    def _count_batch(self, size: int) -> None:
+    def _count_batch(self, size: int, seconds: float) -> None:
         self.batches += 1
         self.items += size
 

@@ -224,6 +224,7 @@ def test_health_and_metrics_families(client: TestClient) -> None:
         "mlops_drifted_features_share",
         "mlops_prediction_drift_score",
         "mlops_batch_size_bucket",
+        "mlops_batch_seconds_bucket",
         "mlops_model_info",
         "mlops_challenger_weight",
     ):

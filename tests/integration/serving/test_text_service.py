@@ -221,6 +221,7 @@ def test_stats_and_metrics_report_traffic_drift_and_errors(
         "mlops_feature_drift_score",
         "mlops_prediction_drift_score",
         "mlops_batch_size_bucket",
+        "mlops_batch_seconds_bucket",
         "mlops_model_info",
     ):
         assert family in text, family

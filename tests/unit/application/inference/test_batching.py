@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from application.inference.batching import MicroBatcher
+from shared.errors import OverloadedError, ShedError
 
 
 def test_requests_arriving_during_a_batch_share_the_next_one() -> None:
@@ -99,7 +101,6 @@ def test_a_lone_request_runs_at_once() -> None:
 
 
 def test_a_request_queued_past_the_bound_fails_instead_of_running_late() -> None:
-    from shared.errors import OverloadedError
 
     release = threading.Event()
 
@@ -122,7 +123,6 @@ def test_a_request_queued_past_the_bound_fails_instead_of_running_late() -> None
 
 
 def test_work_that_cannot_make_the_bound_is_shed_on_arrival_with_a_retry_hint() -> None:
-    from shared.errors import ShedError
 
     def run(items: list[int]) -> list[int]:
         time.sleep(0.02 * len(items))  # a full batch of 4 takes 80 ms
@@ -175,3 +175,52 @@ def test_nothing_is_shed_before_throughput_is_known_or_without_a_bound() -> None
 
     assert len(asyncio.run(scenario(None))) == 10
     assert len(asyncio.run(scenario(5.0))) == 10
+
+
+def test_batchers_sharing_one_thread_take_turns() -> None:
+    order: list[str] = []
+    release = threading.Event()
+
+    def scorer(name: str) -> Callable[[list[int]], list[int]]:
+        def run(items: list[int]) -> list[int]:
+            if not order:
+                release.wait(5)
+            order.append(name)
+            return items
+
+        return run
+
+    async def scenario() -> None:
+        with ThreadPoolExecutor(1) as executor:
+            champion = MicroBatcher(scorer("champion"), max_batch_size=1, executor=executor)
+            challenger = MicroBatcher(scorer("challenger"), max_batch_size=1, executor=executor)
+            held = asyncio.create_task(champion.submit([0]))
+            await asyncio.sleep(0.05)
+            queued = [asyncio.create_task(champion.submit([i])) for i in range(1, 4)]
+            queued += [asyncio.create_task(challenger.submit([i])) for i in range(3)]
+            await asyncio.sleep(0.05)
+            release.set()
+            await asyncio.gather(held, *queued)
+
+    asyncio.run(scenario())
+    assert order[:2] == ["champion", "challenger"], "a busy batcher does not starve the other"
+    assert order.count("champion") == 4 and order.count("challenger") == 3
+
+
+def test_each_batch_is_reported_with_its_size_and_its_seconds_in_the_model() -> None:
+    heard: list[tuple[int, float]] = []
+
+    def run(items: list[int]) -> list[int]:
+        time.sleep(0.05)
+        return items
+
+    async def scenario() -> None:
+        with ThreadPoolExecutor(1) as executor:
+            batcher = MicroBatcher(
+                run, max_batch_size=8, executor=executor, on_batch=lambda n, s: heard.append((n, s))
+            )
+            await batcher.submit([1, 2, 3])
+
+    asyncio.run(scenario())
+    assert len(heard) == 1 and heard[0][0] == 3
+    assert 0.04 < heard[0][1] < 0.5
