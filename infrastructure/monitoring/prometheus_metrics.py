@@ -173,7 +173,7 @@ def _service_families() -> _ServiceFamilies:
         # client's throughput is capped by, next to the batch size.
         batch_seconds=Histogram(
             "mlops_batch_seconds",
-            "Seconds per model call (one micro-batch, tokenization included)",
+            "Seconds per model call (one micro-batch, input preparation included)",
             SERVICE_LABELS,
             buckets=LATENCY_BUCKETS,
         ),
