@@ -28,7 +28,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,13 @@ import psutil
 from benchmarks.champions import REPO_ROOT, champion_tag, ensure_champion, tool, use_stores
 from benchmarks.http_load import LevelResult, free_port, run_level, server_process
 from benchmarks.overhead_models import MODEL_ENV, PROFILE, GpuCurve
-from benchmarks.text_serving import MODEL, QUICK_CONFIG, batch_totals, load_sentences
+from benchmarks.text_serving import (
+    MODEL,
+    QUICK_CONFIG,
+    batch_totals,
+    load_sentences,
+    with_batches,
+)
 
 SERVICE = "benchmarks.overhead_service:TextClassifier"
 # Modules that shadow uvloop and httptools, so uvicorn's "auto" falls back to asyncio and
@@ -139,13 +145,7 @@ def measure(
         load = run_level(run.name, base + "/classify", body, clients, requests)
         cpu = server_cpu_seconds(process.pid) - cpu_before
         if batches:
-            after = batch_totals(base)
-            if after[1] > before[1]:
-                mean = (after[0] - before[0]) / (after[1] - before[1])
-                busy = (after[2] - before[2]) / load.seconds
-                load = replace(
-                    load, mean_batch_size=round(mean, 2), model_busy_share=round(busy, 3)
-                )
+            load = with_batches(load, before, batch_totals(base))
     done = max(1, load.requests - load.errors - load.shed)
     result = OverheadResult(
         name=run.name,

@@ -170,6 +170,21 @@ def batch_totals(base: str) -> tuple[float, float, float]:
     return totals["size_sum"], totals["size_count"], totals["seconds_sum"]
 
 
+def with_batches(
+    result: LevelResult, before: tuple[float, float, float], after: tuple[float, float, float]
+) -> LevelResult:
+    """``result`` with the level's mean batch and model busy share, from two
+    :func:`batch_totals` readings taken around it (unchanged if no batch ran)."""
+    batches = after[1] - before[1]
+    if not batches:
+        return result
+    return replace(
+        result,
+        mean_batch_size=round((after[0] - before[0]) / batches, 2),
+        model_busy_share=round((after[2] - before[2]) / result.seconds, 3),
+    )
+
+
 def fetch_json(url: str) -> Any:
     request = urllib.request.Request(url, data=b"{}", headers={"content-type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as reply:
@@ -221,14 +236,7 @@ def run_server(
             before = batch_totals(base) if batching else (0.0, 0.0, 0.0)
             result = run_level(name, base + path, bodies(0), clients, requests)
             if batching:
-                after = batch_totals(base)
-                batches = after[1] - before[1]
-                if batches:
-                    result = replace(
-                        result,
-                        mean_batch_size=round((after[0] - before[0]) / batches, 2),
-                        model_busy_share=round((after[2] - before[2]) / result.seconds, 3),
-                    )
+                result = with_batches(result, before, batch_totals(base))
             print(
                 f"  {name:<18} clients={clients:<4} rps={result.rps:<8} p50={result.p50_ms}ms "
                 f"p99={result.p99_ms}ms errors={result.errors} shed={result.shed} "

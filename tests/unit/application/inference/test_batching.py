@@ -101,7 +101,6 @@ def test_a_lone_request_runs_at_once() -> None:
 
 
 def test_a_request_queued_past_the_bound_fails_instead_of_running_late() -> None:
-
     release = threading.Event()
 
     def run(items: list[int]) -> list[int]:
@@ -123,7 +122,6 @@ def test_a_request_queued_past_the_bound_fails_instead_of_running_late() -> None
 
 
 def test_work_that_cannot_make_the_bound_is_shed_on_arrival_with_a_retry_hint() -> None:
-
     def run(items: list[int]) -> list[int]:
         time.sleep(0.02 * len(items))  # a full batch of 4 takes 80 ms
         return items
