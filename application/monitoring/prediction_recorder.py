@@ -7,10 +7,11 @@ logging. Counters (predictions per class, errors, cache) are summed in memory an
 with the records.
 
 With a ``spool`` folder, each batch's records are also appended to this worker's spool file
-(one ``write`` to a file opened with ``O_APPEND``: the kernel has them even if the process
-is killed the next instant) until the log has them. A worker that starts imports the spool
-files of workers that died (``kill -9``, OOM) into the log, so a crash loses no record that
-was handed over; only counter increments of the last ``flush_s`` can be lost.
+as one JSON line (one ``write`` to a file opened with ``O_APPEND``: the kernel has them even
+if the process is killed the next instant) until the log has them. A worker that starts
+imports the spool files of workers that died (``kill -9``, OOM) into the log, so a crash
+loses no record that was handed over; only counter increments of the last ``flush_s`` can
+be lost.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
+from operator import attrgetter
 from pathlib import Path
 
 from domain.monitoring.prediction_log import LogKey, PredictionRecord
@@ -85,7 +87,7 @@ class PredictionRecorder:
             room = self._capacity - len(self._records)
             kept = records if len(records) <= room else records[: max(room, 0)]
             if kept and self._spool_fd is not None:
-                os.write(self._spool_fd, "".join(_line(r) for r in kept).encode())
+                os.write(self._spool_fd, _line(kept).encode())
             self._records.extend(kept)
             dropped = len(records) - len(kept)
             self.dropped += dropped
@@ -187,7 +189,7 @@ class PredictionRecorder:
             if pid == os.getpid() or (pid and _alive(pid)):
                 continue
             lines = [line for line in path.read_text().splitlines() if line.strip()]
-            records = [PredictionRecord(**json.loads(line)) for line in _whole(lines)]
+            records = [record for line in _whole(lines) for record in _records(line)]
             if records:
                 self.log.append(records)  # idempotent: a record already written stays as is
             path.unlink(missing_ok=True)
@@ -208,12 +210,20 @@ class PredictionRecorder:
 
 
 _FIELDS = tuple(f.name for f in fields(PredictionRecord))
+_VALUES = attrgetter(*_FIELDS)
 
 
-def _line(record: PredictionRecord) -> str:
-    # The fields as they are (their values are JSON types already): ``asdict`` deep-copies
-    # every nested dict first, which was most of this line's cost on the request path.
-    return json.dumps({name: getattr(record, name) for name in _FIELDS}) + "\n"
+def _line(records: Sequence[PredictionRecord]) -> str:
+    # A batch is one line of rows, each its fields' values in order: one encoder call per
+    # batch, not a dict per record, which cost the request path twice as much (measured).
+    return json.dumps([_VALUES(r) for r in records]) + "\n"
+
+
+def _records(line: str) -> list[PredictionRecord]:
+    parsed = json.loads(line)
+    if isinstance(parsed, dict):  # a spool written before batches were one line
+        return [PredictionRecord(**parsed)]
+    return [PredictionRecord(*row) for row in parsed]
 
 
 def _whole(lines: list[str]) -> list[str]:

@@ -72,18 +72,31 @@ ERROR_KINDS = {
 
 
 def new_request_ids(count: int) -> list[str]:
-    """``count`` random 128-bit ids as 32 hex digits (uuid4's form, its randomness).
+    """``count`` time-ordered ids of 32 hex digits: 12 of milliseconds since the epoch, then
+    80 random bits (UUIDv7's layout, so the form clients see is unchanged).
 
+    The prediction log's primary key is this id. Random ids put every insert on a random
+    page of that index: once the log outgrew SQLite's page cache, each record cost a page
+    read and a page written to the WAL (61 us a record in a 530,000-row log, against 21 us
+    time-ordered, the same as in an empty log; measured), and the service's CPU per request
+    grew with the log's size. Ids that follow the clock land on the index's last pages.
     One read of the OS's random source per batch: ``uuid4()`` per row was about 4% of a
-    worker's time under load (profiled), the same bytes read 16 at a time.
+    worker's time under load (profiled); Python 3.11 has no ``uuid7``.
     """
-    blob = os.urandom(16 * count).hex()
-    return [blob[i : i + 32] for i in range(0, 32 * count, 32)]
+    prefix = _clock_prefix()
+    blob = os.urandom(10 * count).hex()
+    return [prefix + blob[i : i + 20] for i in range(0, 20 * count, 20)]
 
 
 def new_request_id_array(count: int) -> HexIds:
     """:func:`new_request_ids` without a Python string per id (offline scoring)."""
-    return HexIds(np.frombuffer(os.urandom(16 * count).hex().encode("ascii"), dtype="S32"))
+    random = np.frombuffer(os.urandom(10 * count).hex().encode("ascii"), dtype="S20")
+    digits = np.char.add(np.bytes_(_clock_prefix().encode("ascii")), random)
+    return HexIds(digits.astype("S32", copy=False))
+
+
+def _clock_prefix() -> str:
+    return f"{time.time_ns() // 1_000_000:012x}"
 
 
 def error_kind(status: int) -> str:

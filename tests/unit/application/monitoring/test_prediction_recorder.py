@@ -3,6 +3,8 @@ counted, never blocking), counters summed in memory, sampling, flush on demand."
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import multiprocessing
 import os
 import signal
@@ -101,16 +103,20 @@ def test_records_of_a_killed_worker_are_recovered_from_its_spool(tmp_path: Path)
     assert log.between("m", 0, 1000) == [], "nothing reached the log before the kill"
     # A cut-short last line, as a kill in the middle of a write leaves.
     with (spool / f"{child.pid}.jsonl").open("a") as stream:
-        stream.write('{"request_id": "r99", "at"')
+        stream.write('[["r99", 1.0, "m"')
+    # A dead worker's spool from before batches were one line: a record per line.
+    old = _records(1, start=200)[0]
+    (spool / "999999999.jsonl").write_text(json.dumps(dataclasses.asdict(old)) + "\n")
 
     restarted = PredictionRecorder(log, spool=spool)
     restarted.start()
     try:
-        assert len(log.between("m", 0, 1000)) == 50, "every record handed over is in the log"
+        assert len(log.between("m", 0, 1000)) == 51, "every record handed over is in the log"
+        assert log.records(old.request_id) == [old]
         assert not (spool / f"{child.pid}.jsonl").exists()
         restarted.submit(_records(2, start=100))
         assert restarted.flush()
-        assert len(log.between("m", 0, 1000)) == 52
+        assert len(log.between("m", 0, 1000)) == 53
         assert [p.name for p in spool.iterdir()] == [f"{os.getpid()}.jsonl"]
     finally:
         restarted.close()

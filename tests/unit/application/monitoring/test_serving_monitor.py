@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from application.monitoring.prediction_recorder import PredictionRecorder
-from application.monitoring.serving_monitor import ServingMonitor, error_kind
+from application.monitoring.serving_monitor import (
+    ServingMonitor,
+    error_kind,
+    new_request_id_array,
+    new_request_ids,
+)
 from domain.monitoring.drift import DriftConfig
 from domain.monitoring.prediction_log import LogKey
 from domain.monitoring.profile import CategoricalProfile, ReferenceProfile, profile_numeric
@@ -262,3 +267,13 @@ def test_drift_is_refreshed_at_most_once_per_interval(
     assert len(queued) == 1, "one deferred refresh, not one per batch"
     assert monitor._refreshed_at > time.monotonic() + 3000
     assert monitor._rows_since_drift == 30
+
+
+def test_request_ids_follow_the_clock_so_the_log_appends_at_its_index_end() -> None:
+    earlier = new_request_ids(50)
+    time.sleep(0.002)
+    later = [*new_request_ids(50), *new_request_id_array(50)]
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in [*earlier, *later])
+    assert len(set(earlier + later)) == 150
+    assert max(earlier) < min(later)
+    assert abs(int(later[0][:12], 16) / 1000 - time.time()) < 5
