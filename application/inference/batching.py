@@ -57,8 +57,15 @@ class MicroBatcher(Generic[In, Out]):
         executor: Executor,
         on_batch: Callable[[int, float], None] | None = None,
         max_wait_s: float | None = None,
+        linger: float = 0.0,
     ) -> None:
+        if not 0.0 <= linger <= 1.0:
+            raise ValueError(f"linger is a share of a batch's time, within [0, 1], got {linger}")
         self._run = run
+        self._linger = linger
+        # While the drain lingers: the queued items that end it early, and its waiter.
+        self._fill_target = 0
+        self._filled: asyncio.Future[None] | None = None
         self._max_wait_s = max_wait_s
         self._max = max_batch_size
         self._executor = executor
@@ -109,6 +116,9 @@ class MicroBatcher(Generic[In, Out]):
         future: asyncio.Future[list[Out]] = loop.create_future()
         self._queue.append((items, future, time.monotonic()))
         self._waiting_items += len(items)
+        filled = self._filled
+        if filled is not None and self._waiting_items >= self._fill_target and not filled.done():
+            filled.set_result(None)
         if not self._draining:
             self._draining = True
             # Kept: the loop holds tasks only weakly, and a collected drain would strand callers.
@@ -195,5 +205,35 @@ class MicroBatcher(Generic[In, Out]):
                     if not future.done():  # a caller that gave up (timeout) is skipped
                         future.set_result(list(outputs[start : start + len(items)]))
                     start += len(items)
+                if self._linger:
+                    await self._await_returns(len(flat), seconds)
         finally:
             self._draining = False
+
+    async def _await_returns(self, answered: int, seconds: float) -> None:
+        """Holds the next batch up to ``linger`` of the last one's time, until the queue
+        holds what it held plus what was just answered (the callers that come straight back).
+
+        Without it, N closed-loop callers settle into two batches of N/2, one running while
+        the other queues, and never form the batch of N that a model is fastest at: on 2
+        cores the text service scored at the model's batch-32 rate with 64 clients, 0.71x its
+        batch-64 rate in that run. Open-loop traffic gives up at most ``linger`` of a batch's
+        time per batch.
+        """
+        target = min(self._max, self._waiting_items + answered)
+        if self._waiting_items >= target:
+            return
+        loop = asyncio.get_running_loop()
+        filled: asyncio.Future[None] = loop.create_future()
+        self._filled, self._fill_target = filled, target
+        timer = loop.call_later(self._linger * seconds, _release, filled)
+        try:
+            await filled
+        finally:
+            timer.cancel()
+            self._filled = None
+
+
+def _release(filled: asyncio.Future[None]) -> None:
+    if not filled.done():
+        filled.set_result(None)

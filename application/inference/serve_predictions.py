@@ -44,6 +44,7 @@ class PredictionService:
         shadow_timeout_s: float = 5.0,
         on_batch: Callable[[str, int, float], None] | None = None,
         max_wait_s: float | None = None,
+        linger: float = 0.0,
     ) -> None:
         self.pool = pool
         self.split = split
@@ -62,6 +63,7 @@ class PredictionService:
                 if on_batch
                 else None,
                 max_wait_s=max_wait_s,
+                linger=linger,
             )
             for variant in (CHAMPION, CHALLENGER)
         }

@@ -117,6 +117,15 @@ class ServingSettings(BaseSettings):
     batching: bool = Field(
         default=True, description="merge concurrent requests of a variant into one model call"
     )
+    batch_linger: float = Field(
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "after a batch, wait up to this share of its time for the callers it answered "
+            "to send again, so their requests join the next batch (0: never wait)"
+        ),
+    )
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="larger bodies get 413")
     body_timeout_s: float = Field(
         default=10.0, gt=0.0, description="a body not received within this gets 408"

@@ -153,6 +153,7 @@ class ServingRuntime:
             shadow_timeout_s=settings.shadow_timeout_s,
             on_batch=self.metrics.batch,
             max_wait_s=settings.max_latency_ms / 1000.0,
+            linger=settings.batch_linger,
         )
         self.reloader = Reloader(
             settings.model_name,

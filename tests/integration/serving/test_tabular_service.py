@@ -207,7 +207,12 @@ def test_health_and_metrics_families(client: TestClient) -> None:
     assert client.get("/livez").status_code == 200
     assert client.get("/readyz").status_code == 200
     for _ in range(5):  # drift gauges appear once a window holds drift_config.min_window rows
-        client.post("/classify", json={"rows": [SETOSA, VIRGINICA] * 4})
+        answered = client.post("/classify", json={"rows": [SETOSA, VIRGINICA] * 4})
+    # Its own error and feedback: the error counter and the accuracy gauge appear with them.
+    assert client.post("/classify", json={"rows": [[1.0]]}).status_code == 400
+    request_id = answered.json()[0]["request_id"]
+    labelled = client.post("/feedback", json={"request_id": request_id, "label": "setosa"})
+    assert labelled.status_code == 200, labelled.text
     # The drift refresh runs in a background thread, off the batch path.
     deadline = time.monotonic() + 10
     while "mlops_feature_drift_score{" not in (text := client.get("/metrics").text):

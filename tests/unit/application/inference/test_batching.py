@@ -222,3 +222,64 @@ def test_each_batch_is_reported_with_its_size_and_its_seconds_in_the_model() -> 
     asyncio.run(scenario())
     assert len(heard) == 1 and heard[0][0] == 3
     assert 0.04 < heard[0][1] < 0.5
+
+
+def _closed_loop_sizes(linger: float, clients: int, rounds: int) -> list[int]:
+    """Batch sizes ``clients`` callers form, each sending again as soon as it is answered,
+    with a model whose batch takes 20 ms whatever its size."""
+    sizes: list[int] = []
+
+    def run(items: list[int]) -> list[int]:
+        time.sleep(0.02)
+        sizes.append(len(items))
+        return items
+
+    async def scenario() -> None:
+        with ThreadPoolExecutor(1) as executor:
+            batcher = MicroBatcher(run, max_batch_size=64, executor=executor, linger=linger)
+
+            async def caller(start_after: float) -> None:
+                await asyncio.sleep(start_after)
+                for _ in range(rounds):
+                    await batcher.submit([1])
+
+            # Half the callers arrive while the first half's batch runs.
+            await asyncio.gather(*(caller(0.0 if i % 2 else 0.01) for i in range(clients)))
+
+    asyncio.run(scenario())
+    return sizes
+
+
+def test_lingering_lets_closed_loop_callers_form_one_full_batch() -> None:
+    without = _closed_loop_sizes(0.0, clients=16, rounds=6)
+    assert max(without[2:]) <= 8, f"two alternating half batches without lingering: {without}"
+    lingering = _closed_loop_sizes(0.5, clients=16, rounds=6)
+    # The first batch holds the first half; the last, the half that started first.
+    assert lingering[1:-1] == [16] * (len(lingering) - 2), lingering
+
+
+def test_lingering_waits_at_most_its_share_of_a_batch_for_callers_that_do_not_return() -> None:
+    seconds: list[float] = []
+
+    def run(items: list[int]) -> list[int]:
+        time.sleep(0.02)
+        return items
+
+    async def scenario() -> None:
+        with ThreadPoolExecutor(1) as executor:
+            batcher = MicroBatcher(run, max_batch_size=8, executor=executor, linger=0.5)
+            first = asyncio.create_task(batcher.submit([1]))
+            await asyncio.sleep(0.005)
+            second = asyncio.create_task(batcher.submit([2]))  # queued behind the first
+            await first
+            started = time.monotonic()
+            await second  # waits for the first caller (which never returns), then runs
+            seconds.append(time.monotonic() - started)
+
+    asyncio.run(scenario())
+    assert 0.025 <= seconds[0] < 0.2, seconds
+
+
+def test_linger_is_a_share_of_a_batch() -> None:
+    with ThreadPoolExecutor(1) as executor, pytest.raises(ValueError, match="linger"):
+        MicroBatcher(lambda items: items, max_batch_size=8, executor=executor, linger=2.0)
