@@ -2,8 +2,10 @@
 
 A batch starts as soon as the previous one has finished, with everything that arrived while
 it ran (up to ``max_batch_size`` items): a lone request runs at once, and under load the
-batches grow by themselves, with no timer to tune. The next batch is formed on the event
-loop, after it has read the requests that came in meanwhile. Two alternatives were measured
+batches grow by themselves. With ``linger``, the next batch waits up to that share of the
+last batch's time for the callers it answered to send again (see ``_await_returns``). The
+next batch is formed on the event loop, after it has read the requests that came in
+meanwhile. Two alternatives were measured
 and dropped: starting the next batch from the scoring thread the moment the last one
 returned made batches smaller (15 vs 24 texts, synthetic-GPU model in `make bench-overhead`)
 at no gain in throughput, since the text model was already busy 97% of the time; and a batch
