@@ -164,6 +164,7 @@ def measure(
         f"errors={load.errors} {load.error_statuses or ''}",
         flush=True,
     )
+    time.sleep(1.0)  # let the stopped server's sockets and processes go
     return result
 
 
@@ -182,16 +183,11 @@ def judge_against_floor(
         next(r for r in RUNS if r.name == n) for n in ("bare-starlette", "service")
     )
 
-    def once(run: Run) -> OverheadResult:
-        result = measure(run, env, clients, requests, warmup, texts)
-        time.sleep(1.0)
-        return result
-
-    floors = [once(floor_run)]
+    floors = [measure(floor_run, env, clients, requests, warmup, texts)]
     services: list[OverheadResult] = []
     for _ in range(max(1, pairs)):
-        services.append(once(service_run))
-        floors.append(once(floor_run))
+        services.append(measure(service_run, env, clients, requests, warmup, texts))
+        floors.append(measure(floor_run, env, clients, requests, warmup, texts))
     judged = []
     for i, service in enumerate(services):
         floor_us = (
@@ -284,7 +280,6 @@ def main(argv: list[str] | None = None) -> int:
     for run in RUNS:
         if run.name in chosen and not (judged and run.name in ("bare-starlette", "service")):
             results.append(measure(run, env, args.clients, args.requests, args.warmup, texts))
-            time.sleep(1.0)  # let the stopped server's sockets and processes go
 
     by_name = {r.name: r for r in results}
     floor = by_name.get("bare-starlette")

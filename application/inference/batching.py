@@ -118,9 +118,8 @@ class MicroBatcher(Generic[In, Out]):
         future: asyncio.Future[list[Out]] = loop.create_future()
         self._queue.append((items, future, time.monotonic()))
         self._waiting_items += len(items)
-        filled = self._filled
-        if filled is not None and self._waiting_items >= self._fill_target and not filled.done():
-            filled.set_result(None)
+        if self._filled is not None and self._waiting_items >= self._fill_target:
+            _release(self._filled)
         if not self._draining:
             self._draining = True
             # Kept: the loop holds tasks only weakly, and a collected drain would strand callers.

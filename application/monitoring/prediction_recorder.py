@@ -188,8 +188,7 @@ class PredictionRecorder:
             pid = int(path.name.split(".", 1)[0]) if path.name[0].isdigit() else 0
             if pid == os.getpid() or (pid and _alive(pid)):
                 continue
-            lines = [line for line in path.read_text().splitlines() if line.strip()]
-            records = [record for line in _whole(lines) for record in _records(line)]
+            records = [r for line in path.read_text().splitlines() for r in _records(line)]
             if records:
                 self.log.append(records)  # idempotent: a record already written stays as is
             path.unlink(missing_ok=True)
@@ -220,22 +219,15 @@ def _line(records: Sequence[PredictionRecord]) -> str:
 
 
 def _records(line: str) -> list[PredictionRecord]:
-    parsed = json.loads(line)
+    """A spool line's records; none from a line that does not parse (a worker killed
+    mid-write can leave its last line cut short) or is blank."""
+    try:
+        parsed = json.loads(line)
+    except ValueError:
+        return []
     if isinstance(parsed, dict):  # a spool written before batches were one line
         return [PredictionRecord(**parsed)]
     return [PredictionRecord(*row) for row in parsed]
-
-
-def _whole(lines: list[str]) -> list[str]:
-    """Lines that parse: a worker killed mid-write can leave its last line cut short."""
-    whole = []
-    for line in lines:
-        try:
-            json.loads(line)
-        except ValueError:
-            continue
-        whole.append(line)
-    return whole
 
 
 def _alive(pid: int) -> bool:
