@@ -75,7 +75,11 @@ RUNS = (
     ),
     Run("access-log-on", "BentoML access log on", {f"{PREFIX}ACCESS_LOG": "true"}),
     Run("tracing-on", "OpenTelemetry middleware on", {f"{PREFIX}TRACING": "true"}),
-    Run("metrics-off", "BentoML request metrics off", {f"{PREFIX}REQUEST_METRICS": "false"}),
+    Run(
+        "bentoml-metrics-on",
+        "BentoML request metrics middleware on",
+        {f"{PREFIX}REQUEST_METRICS": "true"},
+    ),
     Run("no-uvloop-httptools", "asyncio loop, pure-Python parser", {"PYTHONPATH": "shadow"}),
     Run(
         "limits-off",
@@ -142,7 +146,7 @@ def measure(
     log = Path(env["MLOPS_HOME"]) / f"overhead-{run.name}.log"
     with server_process(command, run_env, base + "/readyz", log, REPO_ROOT) as process:
         run_level(run.name, base + "/classify", body, clients, warmup)
-        batches = not run.bare and run.env.get(f"{PREFIX}REQUEST_METRICS") != "false"
+        batches = not run.bare
         before = batch_totals(base) if batches else (0.0, 0.0, 0.0)
         cpu_before = server_cpu_seconds(process.pid)
         load = run_level(run.name, base + "/classify", body, clients, requests)

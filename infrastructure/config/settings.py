@@ -132,8 +132,11 @@ class ServingSettings(BaseSettings):
     )
     access_log: bool = Field(default=False, description="BentoML per-request access log")
     request_metrics: bool = Field(
-        default=True,
-        description="BentoML's request metrics middleware and /metrics (off: no /metrics)",
+        default=False,
+        description=(
+            "BentoML's request metrics middleware (bentoml_service_request_* families); "
+            "/metrics is served either way"
+        ),
     )
     tracing: bool = Field(
         default=False,

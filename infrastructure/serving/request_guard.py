@@ -7,7 +7,8 @@ limit) and replayed to the app. Every answered API request is reported with its 
 time, which is how rejected requests (400, 413, 429, 503) reach the error metrics. Error
 bodies from any layer (pydantic, BentoML, Starlette) are rewritten into the one shape the
 OpenAPI document declares (``infrastructure.serving.openapi``), and ``/docs.json`` answers
-with that document instead of BentoML's.
+with that document instead of BentoML's. ``/metrics`` is answered here too, so it exists
+whether or not BentoML's own request metrics middleware is on (``REQUEST_METRICS``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import json
 import math
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, MutableMapping
-from typing import Any
+from typing import Any, Protocol
 
 from domain.security.api_keys import ApiKey, Role, authenticate
 from infrastructure.serving.openapi import RETRY_AFTER_STATUSES
@@ -34,6 +35,9 @@ VARIANT_HEADER = b"x-model-variant"
 OpenApiDocument = Callable[[], dict[str, Any]]
 ErrorBody = Callable[[int, bytes], bytes]
 DOCS_PATH = "/docs.json"
+METRICS_PATH = "/metrics"
+# The Prometheus exposition of every worker's metrics, and its content type.
+MetricsExposition = Callable[[], tuple[bytes, str]]
 # Shed (429) and overloaded (503) answers tell clients when to retry: one second covers the
 # latency bound the queue is kept within, and spreads retries past the burst that caused it.
 RETRY_AFTER_S = b"1"
@@ -91,6 +95,10 @@ class KeyAuthorizer:
         return 200, "", key
 
 
+class InFlightGauge(Protocol):
+    def add(self, endpoint: str, change: int) -> None: ...
+
+
 class RequestGuardMiddleware:
     def __init__(
         self,
@@ -113,8 +121,12 @@ class RequestGuardMiddleware:
         rate_setting: str = "MLOPS_SERVE_RATE_LIMIT_PER_KEY",
         direct: DirectAnswerer | None = None,
         direct_endpoints: frozenset[str] = frozenset(),
+        metrics: MetricsExposition | None = None,
+        in_flight_gauge: InFlightGauge | None = None,
     ) -> None:
         self.app = app
+        self.metrics = metrics
+        self.in_flight_gauge = in_flight_gauge
         # The prediction APIs answered without BentoML's routing stack (``direct_api``).
         self.direct = direct
         self.direct_endpoints = direct_endpoints
@@ -141,6 +153,11 @@ class RequestGuardMiddleware:
         path = scope.get("path", "") if scope["type"] == "http" else ""
         if path == DOCS_PATH and self.openapi is not None and scope.get("method") == "GET":
             await self._send_json(send, 200, self._document())
+            return
+        if path == METRICS_PATH and self.metrics is not None and scope.get("method") == "GET":
+            # In a thread, as BentoML's own route does: it reads every worker's files.
+            exposition, media_type = await asyncio.to_thread(self.metrics)
+            await self._send(send, 200, exposition, media_type)
             return
         endpoint = path.strip("/")
         if endpoint not in self.endpoints:
@@ -189,6 +206,9 @@ class RequestGuardMiddleware:
             await send(message)
 
         self._in_flight += 1
+        gauge = self.in_flight_gauge
+        if gauge is not None:
+            gauge.add(endpoint, 1)
         try:
             if self.max_in_flight and self._in_flight > self.max_in_flight:
                 # Refused before the body is read or anything is parsed: the cheapest
@@ -298,6 +318,8 @@ class RequestGuardMiddleware:
             await self.app(scope, replay, observed_send)
         finally:
             self._in_flight -= 1
+            if gauge is not None:
+                gauge.add(endpoint, -1)
             self.observe(endpoint, status, time.perf_counter() - started, variant)
 
     @staticmethod
@@ -404,8 +426,21 @@ class RequestGuardMiddleware:
     async def _send_json(
         send: Send, status: int, payload: bytes, close: bool = False, retry_after: int = 0
     ) -> None:
+        await RequestGuardMiddleware._send(
+            send, status, payload, "application/json", close, retry_after
+        )
+
+    @staticmethod
+    async def _send(
+        send: Send,
+        status: int,
+        payload: bytes,
+        content_type: str,
+        close: bool = False,
+        retry_after: int = 0,
+    ) -> None:
         headers = [
-            (b"content-type", b"application/json"),
+            (b"content-type", content_type.encode("latin-1")),
             (b"content-length", str(len(payload)).encode()),
         ]
         if close:

@@ -19,6 +19,7 @@ from pydantic import StringConstraints
 
 from domain.security.api_keys import Role
 from infrastructure.config.settings import MlopsSettings, ServingSettings
+from infrastructure.monitoring.prometheus_metrics import PrometheusRequestsInFlight
 from infrastructure.security.json_key_store import JsonKeyStore
 from infrastructure.serving.direct_api import DirectApis
 from infrastructure.serving.openapi import COMMON_ERRORS, error_body, service_openapi
@@ -161,8 +162,19 @@ class ServiceBlueprint:
             **options,
             error_body=error_body,
             openapi=lambda: service_openapi(service, errors, SUCCESS_STATUS),
+            metrics=prometheus_exposition,
+            in_flight_gauge=PrometheusRequestsInFlight(service.name),
         )
         return service
+
+
+def prometheus_exposition() -> tuple[bytes, str]:
+    """What BentoML's ``/metrics`` route answers: every worker's series, merged."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    client = BentoMLContainer.metrics_client.get()
+    exposition: bytes = client.generate_latest()  # type: ignore[no-untyped-call]
+    return exposition, client.CONTENT_TYPE_LATEST
 
 
 def service_config(
@@ -176,6 +188,8 @@ def service_config(
         # Retry-After (seen under overload); the guard enforces MAX_CONCURRENCY itself.
         "traffic": {"timeout": settings.timeout_s} if settings.timeout_s else {},
         "logging": {"access": {"enabled": settings.access_log}},
+        # Off by default: its middleware costs a third of the service's own CPU per request
+        # (``make bench-overhead``); the request guard serves /metrics and requests in flight.
         "metrics": {"enabled": settings.request_metrics},
     }
     if not settings.tracing:

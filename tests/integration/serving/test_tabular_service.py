@@ -232,10 +232,22 @@ def test_health_and_metrics_families(client: TestClient) -> None:
         "mlops_batch_seconds_bucket",
         "mlops_model_info",
         "mlops_challenger_weight",
+        'mlops_requests_in_flight{endpoint="classify",service="tabular_classifier"}',
     ):
         assert family in text, family
     assert 'class="setosa"' in text and f'model="{MODEL}"' in text
     assert 'variant="champion"' in text
+    # BentoML's per-request middleware is off by default (REQUEST_METRICS).
+    assert "bentoml_service_request_total" not in text
+
+
+def test_bentoml_request_metrics_can_be_switched_on(iris_home: Path) -> None:
+    service = tabular_service(model_name=MODEL, request_metrics=True)
+    with asgi_client(service) as client:
+        assert client.post("/classify", json={"rows": [SETOSA]}).status_code == 200
+        text = client.get("/metrics").text
+    assert "bentoml_service_request_total{" in text and 'endpoint="/classify"' in text
+    assert "mlops_requests_in_flight{" in text
 
 
 def test_drift_gauges_move_with_shifted_inputs(client: TestClient) -> None:

@@ -240,3 +240,50 @@ def test_requests_beyond_the_in_flight_limit_get_429_with_retry_after_at_once() 
     assert "MAX_CONCURRENCY" in json.loads(refused[1]["body"])["error"]
     assert first[0]["status"] == second[0]["status"] == 200
     assert guard._in_flight == 0
+
+
+class RecordingGauge:
+    def __init__(self) -> None:
+        self.changes: list[tuple[str, int]] = []
+
+    def add(self, endpoint: str, change: int) -> None:
+        self.changes.append((endpoint, change))
+
+
+def _guarded(app: EchoApp, gauge: RecordingGauge, path: str, method: str = "GET") -> list[Message]:
+    guard = RequestGuardMiddleware(
+        app,
+        endpoints=frozenset({"classify"}),
+        max_body_bytes=10,
+        observe=lambda *event: None,
+        metrics=lambda: (b"# HELP x\n", "text/plain; version=0.0.4"),
+        in_flight_gauge=gauge,
+    )
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "path": path, "headers": [], "method": method}
+    asyncio.run(guard(scope, receive, send))
+    return sent
+
+
+def test_metrics_are_served_by_the_guard() -> None:
+    """/metrics exists with BentoML's request metrics off (they remove its route)."""
+    app, gauge = EchoApp(), RecordingGauge()
+    sent = _guarded(app, gauge, "/metrics")
+    assert not app.called and sent[0]["status"] == 200
+    assert dict(sent[0]["headers"])[b"content-type"] == b"text/plain; version=0.0.4"
+    assert sent[1]["body"] == b"# HELP x\n" and gauge.changes == []
+
+
+def test_requests_in_flight_rise_and_fall_around_each_api_request() -> None:
+    app, gauge = EchoApp(), RecordingGauge()
+    _guarded(app, gauge, "/classify", method="POST")
+    assert app.called and gauge.changes == [("classify", 1), ("classify", -1)]
+    _guarded(app, gauge, "/readyz")  # not an API: not counted
+    assert gauge.changes == [("classify", 1), ("classify", -1)]
