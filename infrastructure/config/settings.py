@@ -118,7 +118,7 @@ class ServingSettings(BaseSettings):
         default=True, description="merge concurrent requests of a variant into one model call"
     )
     batch_linger: float = Field(
-        default=0.1,
+        default=0.25,
         ge=0.0,
         le=1.0,
         description=(
