@@ -99,6 +99,47 @@ class InFlightGauge(Protocol):
     def add(self, endpoint: str, change: int) -> None: ...
 
 
+class RequestDeadlines:
+    """Deadlines of the request bodies a worker is reading, checked by one watchdog task.
+
+    Why not ``asyncio.timeout`` around each read: its timer and state machine were a
+    twentieth of a worker's CPU under load (py-spy with ``--gil``, ``make bench-overhead``),
+    for deadlines that almost never fire. Here a request costs a dict insert and a pop; the
+    watchdog runs only while deadlines are armed and wakes ``tick_s`` apart, so a deadline
+    fires up to ``tick_s`` late. A fired deadline cancels the request's task, which the
+    guard turns into its 408 once ``disarm`` says the deadline was the cause.
+    """
+
+    def __init__(self, tick_s: float) -> None:
+        self._tick_s = tick_s
+        self._due: dict[asyncio.Task[Any], float] = {}
+        self._fired: set[asyncio.Task[Any]] = set()
+        self._watchdog: asyncio.Task[None] | None = None
+
+    def arm(self, task: asyncio.Task[Any], seconds: float) -> None:
+        self._due[task] = time.monotonic() + seconds
+        if self._watchdog is None or self._watchdog.done():
+            self._watchdog = asyncio.get_running_loop().create_task(self._watch())
+
+    def disarm(self, task: asyncio.Task[Any]) -> bool:
+        """Ends the task's deadline; True when it had fired (the task was cancelled for it)."""
+        self._due.pop(task, None)
+        if task in self._fired:
+            self._fired.discard(task)
+            return True
+        return False
+
+    async def _watch(self) -> None:
+        while self._due:
+            await asyncio.sleep(self._tick_s)
+            now = time.monotonic()
+            for task, due in list(self._due.items()):
+                if due <= now:
+                    del self._due[task]
+                    self._fired.add(task)
+                    task.cancel()
+
+
 class RequestGuardMiddleware:
     def __init__(
         self,
@@ -136,6 +177,7 @@ class RequestGuardMiddleware:
         # Endpoints taking a multipart file upload, each with its own body limit.
         self.upload_endpoints = dict(upload_endpoints or {})
         self.body_timeout_s = body_timeout_s
+        self._deadlines = RequestDeadlines(tick_s=min(1.0, body_timeout_s / 10))
         self.max_in_flight = max_in_flight
         self._in_flight = 0
         self.authorize = authorize
@@ -168,6 +210,8 @@ class RequestGuardMiddleware:
         variant: str | None = None
         held_start: Message | None = None
         held_body: list[bytes] = []
+        task = asyncio.current_task()
+        assert task is not None, "ASGI apps run in a task"
 
         async def observed_send(message: Message) -> None:
             nonlocal status, held_start, variant
@@ -272,12 +316,13 @@ class RequestGuardMiddleware:
                     message = self.error_body(415, message)
                 await self._send_json(send, 415, message)
                 return
+            self._deadlines.arm(task, self.body_timeout_s)
             try:
-                async with asyncio.timeout(self.body_timeout_s):
-                    body = await self._read_body(
-                        scope, receive, upload_limit or self.max_body_bytes
-                    )
-            except TimeoutError:
+                body = await self._read_body(scope, receive, upload_limit or self.max_body_bytes)
+            except asyncio.CancelledError:
+                if not self._deadlines.disarm(task):
+                    raise
+                task.uncancel()
                 # A client trickling its body would hold the request (and its memory) open
                 # for as long as it likes; it gets a 408 and the connection is closed.
                 status = 408
@@ -288,6 +333,8 @@ class RequestGuardMiddleware:
                     close=True,
                 )
                 return
+            # A deadline that fired while the body was read surfaced above, at the read's await.
+            self._deadlines.disarm(task)
             if body is None:
                 status = 413
                 await self._payload_too_large(send, upload_limit)
@@ -297,30 +344,35 @@ class RequestGuardMiddleware:
                 await self._refuse(send, 400, problem)
                 return
 
-            if self.direct is not None and endpoint in self.direct_endpoints:
-                answer = await self.direct(endpoint, scope, body)
-                if answer is not None:
-                    code, headers, payload = answer
-                    start = {"type": "http.response.start", "status": code, "headers": headers}
-                    await observed_send(start)
-                    await observed_send({"type": "http.response.body", "body": payload})
-                    return
-
-            delivered = False
-
-            async def replay() -> Message:
-                nonlocal delivered
-                if delivered:
-                    return await receive()
-                delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
-
-            await self.app(scope, replay, observed_send)
+            await self._answer(endpoint, scope, body, receive, observed_send)
         finally:
             self._in_flight -= 1
             if gauge is not None:
                 gauge.add(endpoint, -1)
             self.observe(endpoint, status, time.perf_counter() - started, variant)
+
+    async def _answer(
+        self, endpoint: str, scope: Scope, body: bytes, receive: Receive, send: Send
+    ) -> None:
+        """The direct path's answer, or the app's with the body replayed to it."""
+        if self.direct is not None and endpoint in self.direct_endpoints:
+            answer = await self.direct(endpoint, scope, body)
+            if answer is not None:
+                code, headers, payload = answer
+                await send({"type": "http.response.start", "status": code, "headers": headers})
+                await send({"type": "http.response.body", "body": payload})
+                return
+
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if delivered:
+                return await receive()
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
 
     @staticmethod
     def _content_type(scope: Scope) -> str | None:

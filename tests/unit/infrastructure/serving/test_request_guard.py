@@ -287,3 +287,68 @@ def test_requests_in_flight_rise_and_fall_around_each_api_request() -> None:
     assert app.called and gauge.changes == [("classify", 1), ("classify", -1)]
     _guarded(app, gauge, "/readyz")  # not an API: not counted
     assert gauge.changes == [("classify", 1), ("classify", -1)]
+
+
+def _slow_reader_guard(body_timeout_s: float) -> RequestGuardMiddleware:
+    return RequestGuardMiddleware(
+        EchoApp(),
+        endpoints=frozenset({"classify"}),
+        max_body_bytes=1000,
+        observe=lambda *event: None,
+        body_timeout_s=body_timeout_s,
+    )
+
+
+def test_a_cancelled_request_is_not_mistaken_for_a_slow_body() -> None:
+    """Cancellation from elsewhere (the client left, shutdown) still propagates; only the
+    guard's own deadline becomes a 408."""
+    guard = _slow_reader_guard(body_timeout_s=5.0)
+    sent: list[Message] = []
+
+    async def never() -> Message:
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def scenario() -> None:
+        scope = {"type": "http", "path": "/classify", "headers": [], "method": "POST"}
+        request = asyncio.ensure_future(guard(scope, never, send))
+        await asyncio.sleep(0.05)
+        request.cancel()
+        try:
+            await request
+        except asyncio.CancelledError:
+            return
+        raise AssertionError("the cancellation was swallowed")
+
+    asyncio.run(scenario())
+    assert sent == []
+
+
+def test_body_deadlines_fire_on_time_and_the_watchdog_stops_when_idle() -> None:
+    guard = _slow_reader_guard(body_timeout_s=0.3)
+    statuses: list[int] = []
+
+    async def stalled() -> Message:
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    async def scenario() -> float:
+        scope = {"type": "http", "path": "/classify", "headers": [], "method": "POST"}
+        started = asyncio.get_running_loop().time()
+        await asyncio.gather(*(guard(dict(scope), stalled, send) for _ in range(3)))
+        took = asyncio.get_running_loop().time() - started
+        watchdog = guard._deadlines._watchdog
+        await asyncio.sleep(0.1)  # one tick (0.03 s) and more
+        assert watchdog is not None and watchdog.done(), "the watchdog outlived its requests"
+        return took
+
+    took = asyncio.run(scenario())
+    assert statuses == [408, 408, 408]
+    assert 0.3 <= took < 0.3 + 0.5  # the deadline, one tick late at most (plus a slow CI)
