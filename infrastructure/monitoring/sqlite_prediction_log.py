@@ -50,6 +50,15 @@ COLUMNS = (
     "request_id, variant, model, version, at, endpoint, inputs, label, probabilities, "
     "latency_ms, actual, labelled_at"
 )
+DISTINCT_MODELS = """
+WITH RECURSIVE models(model) AS (
+    SELECT MIN(model) FROM predictions
+    UNION ALL
+    SELECT (SELECT MIN(model) FROM predictions WHERE model > models.model)
+    FROM models WHERE models.model IS NOT NULL
+)
+SELECT model FROM models WHERE model IS NOT NULL
+"""
 UPSERT_COUNT = (
     "INSERT INTO counters (model, variant, version, name, value) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (model, variant, version, name) DO UPDATE SET value = value + excluded.value"
@@ -181,5 +190,19 @@ class SqlitePredictionLog:
         return [_record(row) for row in cursor.fetchall()]
 
     def prune(self, before: float) -> int:
+        """Deletes records older than ``before``, model by model.
+
+        ``WHERE at < ?`` alone has no index to use, so it read the whole table: 0.27 s of
+        CPU on a 436 MB log that held nothing to delete, at each worker's start and hourly
+        after. Per model, the (model, at) index finds exactly the old rows; the models
+        themselves are found by stepping through that index (SQLite's idiom for a fast
+        DISTINCT), not by a scan.
+        """
         with self._transaction() as connection:
-            return connection.execute("DELETE FROM predictions WHERE at < ?", (before,)).rowcount
+            models = [row[0] for row in connection.execute(DISTINCT_MODELS)]
+            return sum(
+                connection.execute(
+                    "DELETE FROM predictions WHERE model = ? AND at < ?", (model, before)
+                ).rowcount
+                for model in models
+            )

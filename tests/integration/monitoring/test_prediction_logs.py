@@ -89,6 +89,16 @@ def test_prune_drops_old_records(log: PredictionLog) -> None:
     assert [r.request_id for r in log.recent(CHAMPION, 10)] == ["new"]
 
 
+def test_prune_covers_every_model(log: PredictionLog) -> None:
+    others = [LogKey(name, "champion", "1") for name in ("a-model", "m2", "z")]
+    log.append([record(f"old-{key.model}", 10.0, key) for key in (CHAMPION, *others)])
+    log.append([record(f"new-{key.model}", 20.0, key) for key in (CHAMPION, *others)])
+    assert log.prune(15.0) == 4
+    for key in (CHAMPION, *others):
+        assert [r.request_id for r in log.recent(key, 10)] == [f"new-{key.model}"]
+    assert log.prune(15.0) == 0
+
+
 def _write(path: str, worker: int) -> None:
     log = open_prediction_log(f"sqlite:///{path}", Path())
     for batch in range(20):
