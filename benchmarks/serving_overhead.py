@@ -83,7 +83,7 @@ RUNS = (
     Run("no-uvloop-httptools", "asyncio loop, pure-Python parser", {"PYTHONPATH": "shadow"}),
     Run(
         "limits-off",
-        "timeout and max-concurrency middlewares off",
+        "no concurrency limit; TIMEOUT_S 0 (BentoML's own 60 s)",
         {f"{PREFIX}TIMEOUT_S": "0", f"{PREFIX}MAX_CONCURRENCY": "0"},
     ),
     Run("batching-off", "one model call per request", {f"{PREFIX}BATCHING": "false"}),

@@ -111,7 +111,7 @@ class ServingSettings(BaseSettings):
         default=256, ge=0, description="in-flight requests per worker; 429 above (0: no limit)"
     )
     timeout_s: int = Field(
-        default=30, ge=0, description="504 for a request still running after it (0: none)"
+        default=30, ge=0, description="504 for a request still running after it (0: BentoML's 60 s)"
     )
     max_instances: int = Field(default=256, ge=1, description="rows/instances per request")
     batching: bool = Field(
