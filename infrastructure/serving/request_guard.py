@@ -196,10 +196,8 @@ class RequestGuardMiddleware:
         if path == DOCS_PATH and self.openapi is not None and scope.get("method") == "GET":
             await self._send_json(send, 200, self._document())
             return
-        if path == METRICS_PATH and self.metrics is not None and scope.get("method") == "GET":
-            # In a thread, as BentoML's own route does: it reads every worker's files.
-            exposition, media_type = await asyncio.to_thread(self.metrics)
-            await self._send(send, 200, exposition, media_type)
+        if path == METRICS_PATH and self.metrics is not None:
+            await self._metrics(scope, send)
             return
         endpoint = path.strip("/")
         if endpoint not in self.endpoints:
@@ -351,6 +349,28 @@ class RequestGuardMiddleware:
                 gauge.add(endpoint, -1)
             self.observe(endpoint, status, time.perf_counter() - started, variant)
 
+    async def _metrics(self, scope: Scope, send: Send) -> None:
+        """GET (and HEAD) /metrics, as BentoML's route answered them; 405 for the rest."""
+        assert self.metrics is not None
+        method = scope.get("method")
+        if method not in ("GET", "HEAD"):
+            headers = [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", b"18"),
+                (b"allow", b"GET, HEAD"),
+            ]
+            await send({"type": "http.response.start", "status": 405, "headers": headers})
+            await send({"type": "http.response.body", "body": b"Method Not Allowed"})
+            return
+        # In a thread, as BentoML's own route does: it reads every worker's files.
+        exposition, media_type = await asyncio.to_thread(self.metrics)
+        headers = [
+            (b"content-type", media_type.encode("latin-1")),
+            (b"content-length", str(len(exposition)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else exposition})
+
     async def _answer(
         self, endpoint: str, scope: Scope, body: bytes, receive: Receive, send: Send
     ) -> None:
@@ -478,21 +498,8 @@ class RequestGuardMiddleware:
     async def _send_json(
         send: Send, status: int, payload: bytes, close: bool = False, retry_after: int = 0
     ) -> None:
-        await RequestGuardMiddleware._send(
-            send, status, payload, "application/json", close, retry_after
-        )
-
-    @staticmethod
-    async def _send(
-        send: Send,
-        status: int,
-        payload: bytes,
-        content_type: str,
-        close: bool = False,
-        retry_after: int = 0,
-    ) -> None:
         headers = [
-            (b"content-type", content_type.encode("latin-1")),
+            (b"content-type", b"application/json"),
             (b"content-length", str(len(payload)).encode()),
         ]
         if close:

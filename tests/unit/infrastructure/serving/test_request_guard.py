@@ -352,3 +352,13 @@ def test_body_deadlines_fire_on_time_and_the_watchdog_stops_when_idle() -> None:
     took = asyncio.run(scenario())
     assert statuses == [408, 408, 408]
     assert 0.3 <= took < 0.3 + 0.5  # the deadline, one tick late at most (plus a slow CI)
+
+
+def test_metrics_answer_head_and_refuse_other_methods_as_bentoml_did() -> None:
+    gauge = RecordingGauge()
+    head = _guarded(EchoApp(), gauge, "/metrics", method="HEAD")
+    assert head[0]["status"] == 200 and head[1]["body"] == b""
+    assert dict(head[0]["headers"])[b"content-length"] == str(len(b"# HELP x\n")).encode()
+    refused = _guarded(EchoApp(), gauge, "/metrics", method="TRACE")
+    assert refused[0]["status"] == 405 and dict(refused[0]["headers"])[b"allow"] == b"GET, HEAD"
+    assert refused[1]["body"] == b"Method Not Allowed"
