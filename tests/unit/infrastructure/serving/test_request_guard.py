@@ -299,22 +299,24 @@ def _slow_reader_guard(body_timeout_s: float) -> RequestGuardMiddleware:
     )
 
 
+async def _stalled() -> Message:
+    """A client that never sends its body."""
+    await asyncio.sleep(3600)
+    return {"type": "http.disconnect"}
+
+
 def test_a_cancelled_request_is_not_mistaken_for_a_slow_body() -> None:
     """Cancellation from elsewhere (the client left, shutdown) still propagates; only the
     guard's own deadline becomes a 408."""
     guard = _slow_reader_guard(body_timeout_s=5.0)
     sent: list[Message] = []
 
-    async def never() -> Message:
-        await asyncio.sleep(3600)
-        return {"type": "http.disconnect"}
-
     async def send(message: Message) -> None:
         sent.append(message)
 
     async def scenario() -> None:
         scope = {"type": "http", "path": "/classify", "headers": [], "method": "POST"}
-        request = asyncio.ensure_future(guard(scope, never, send))
+        request = asyncio.ensure_future(guard(scope, _stalled, send))
         await asyncio.sleep(0.05)
         request.cancel()
         try:
@@ -331,10 +333,6 @@ def test_body_deadlines_fire_on_time_and_the_watchdog_stops_when_idle() -> None:
     guard = _slow_reader_guard(body_timeout_s=0.3)
     statuses: list[int] = []
 
-    async def stalled() -> Message:
-        await asyncio.sleep(3600)
-        return {"type": "http.disconnect"}
-
     async def send(message: Message) -> None:
         if message["type"] == "http.response.start":
             statuses.append(message["status"])
@@ -342,7 +340,7 @@ def test_body_deadlines_fire_on_time_and_the_watchdog_stops_when_idle() -> None:
     async def scenario() -> float:
         scope = {"type": "http", "path": "/classify", "headers": [], "method": "POST"}
         started = asyncio.get_running_loop().time()
-        await asyncio.gather(*(guard(dict(scope), stalled, send) for _ in range(3)))
+        await asyncio.gather(*(guard(dict(scope), _stalled, send) for _ in range(3)))
         took = asyncio.get_running_loop().time() - started
         watchdog = guard._deadlines._watchdog
         await asyncio.sleep(0.1)  # one tick (0.03 s) and more
