@@ -194,7 +194,7 @@ class RequestGuardMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
         if path == DOCS_PATH and self.openapi is not None and scope.get("method") == "GET":
-            await self._send_json(send, 200, self._document())
+            await self._send_body(send, 200, self._document())
             return
         if path == METRICS_PATH and self.metrics is not None:
             await self._metrics(scope, send)
@@ -294,7 +294,7 @@ class RequestGuardMiddleware:
                 message = json.dumps({"error": f"service unavailable: {reason}"}).encode()
                 if self.error_body is not None:
                     message = self.error_body(503, message)
-                await self._send_json(send, 503, message, retry_after=5)
+                await self._send_body(send, 503, message, retry_after=5)
                 return
             upload_limit = self.upload_endpoints.get(endpoint)
             content_type = (
@@ -312,7 +312,7 @@ class RequestGuardMiddleware:
                 ).encode()
                 if self.error_body is not None:
                     message = self.error_body(415, message)
-                await self._send_json(send, 415, message)
+                await self._send_body(send, 415, message)
                 return
             self._deadlines.arm(task, self.body_timeout_s)
             try:
@@ -354,22 +354,17 @@ class RequestGuardMiddleware:
         assert self.metrics is not None
         method = scope.get("method")
         if method not in ("GET", "HEAD"):
-            headers = [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", b"18"),
-                (b"allow", b"GET, HEAD"),
-            ]
-            await send({"type": "http.response.start", "status": 405, "headers": headers})
-            await send({"type": "http.response.body", "body": b"Method Not Allowed"})
+            refused = b"Method Not Allowed"
+            allow = [(b"allow", b"GET, HEAD")]
+            await self._send_body(
+                send, 405, refused, content_type=b"text/plain; charset=utf-8", extra=allow
+            )
             return
         # In a thread, as BentoML's own route does: it reads every worker's files.
         exposition, media_type = await asyncio.to_thread(self.metrics)
-        headers = [
-            (b"content-type", media_type.encode("latin-1")),
-            (b"content-length", str(len(exposition)).encode()),
-        ]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else exposition})
+        await self._send_body(
+            send, 200, exposition, content_type=media_type.encode("latin-1"), head=method == "HEAD"
+        )
 
     async def _answer(
         self, endpoint: str, scope: Scope, body: bytes, receive: Receive, send: Send
@@ -492,22 +487,31 @@ class RequestGuardMiddleware:
         payload = json.dumps({"error": message}).encode()
         if self.error_body is not None:
             payload = self.error_body(413, payload)
-        await self._send_json(send, 413, payload, close=True)
+        await self._send_body(send, 413, payload, close=True)
 
     @staticmethod
-    async def _send_json(
-        send: Send, status: int, payload: bytes, close: bool = False, retry_after: int = 0
+    async def _send_body(
+        send: Send,
+        status: int,
+        payload: bytes,
+        close: bool = False,
+        retry_after: int = 0,
+        content_type: bytes = b"application/json",
+        extra: list[tuple[bytes, bytes]] | None = None,
+        head: bool = False,
     ) -> None:
+        """The payload with its type and length; ``head`` sends the headers alone (HEAD)."""
         headers = [
-            (b"content-type", b"application/json"),
+            (b"content-type", content_type),
             (b"content-length", str(len(payload)).encode()),
+            *(extra or ()),
         ]
         if close:
             headers.append((b"connection", b"close"))
         if retry_after:
             headers.append((b"retry-after", str(retry_after).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
+        await send({"type": "http.response.body", "body": b"" if head else payload})
 
 
 def _client_address(scope: Scope) -> str:

@@ -35,6 +35,7 @@ def _call(
     path: str = "/classify",
     app: EchoApp | None = None,
     method: str = "POST",
+    **options: Any,
 ) -> tuple[EchoApp, list[Message], list[tuple[str, int, float]]]:
     app = app or EchoApp()
     observed: list[tuple[str, int, float]] = []
@@ -45,6 +46,7 @@ def _call(
         observe=lambda *event: observed.append(event),
         error_body=error_body,
         openapi=lambda: {"openapi": "3.1.0", "paths": {}},
+        **options,
     )
     pending = [
         {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
@@ -251,24 +253,15 @@ class RecordingGauge:
 
 
 def _guarded(app: EchoApp, gauge: RecordingGauge, path: str, method: str = "GET") -> list[Message]:
-    guard = RequestGuardMiddleware(
-        app,
-        endpoints=frozenset({"classify"}),
-        max_body_bytes=10,
-        observe=lambda *event: None,
+    _, sent, _ = _call(
+        [b"{}"],
+        [],
+        path=path,
+        app=app,
+        method=method,
         metrics=lambda: (b"# HELP x\n", "text/plain; version=0.0.4"),
         in_flight_gauge=gauge,
     )
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"{}", "more_body": False}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    scope = {"type": "http", "path": path, "headers": [], "method": method}
-    asyncio.run(guard(scope, receive, send))
     return sent
 
 
