@@ -100,14 +100,16 @@ class InFlightGauge(Protocol):
 
 
 class RequestDeadlines:
-    """Deadlines of the request bodies a worker is reading, checked by one watchdog task.
+    """Deadlines of a worker's requests (bodies being read, answers being computed),
+    checked by one watchdog task.
 
     Why not ``asyncio.timeout`` around each read: its timer and state machine were a
     twentieth of a worker's CPU under load (py-spy with ``--gil``, ``make bench-overhead``),
     for deadlines that almost never fire. Here a request costs a dict insert and a pop; the
     watchdog runs only while deadlines are armed and wakes ``tick_s`` apart, so a deadline
     fires up to ``tick_s`` late. A fired deadline cancels the request's task, which the
-    guard turns into its 408 once ``disarm`` says the deadline was the cause.
+    guard turns into its 408 (body) or 504 (answer) once ``disarm`` says the deadline was
+    the cause.
     """
 
     def __init__(self, tick_s: float) -> None:
@@ -164,6 +166,7 @@ class RequestGuardMiddleware:
         direct_endpoints: frozenset[str] = frozenset(),
         metrics: MetricsExposition | None = None,
         in_flight_gauge: InFlightGauge | None = None,
+        timeout_s: float = 60.0,
     ) -> None:
         self.app = app
         self.metrics = metrics
@@ -178,6 +181,10 @@ class RequestGuardMiddleware:
         self.upload_endpoints = dict(upload_endpoints or {})
         self.body_timeout_s = body_timeout_s
         self._deadlines = RequestDeadlines(tick_s=min(1.0, body_timeout_s / 10))
+        # A direct answer is not under BentoML's timeout middleware (see ``GuardFirstService``),
+        # so the guard gives its 504 itself; requests passed on to the app still have BentoML's.
+        self.timeout_s = timeout_s
+        self._answer_deadlines = RequestDeadlines(tick_s=min(1.0, timeout_s / 10))
         self.max_in_flight = max_in_flight
         self._in_flight = 0
         self.authorize = authorize
@@ -371,7 +378,20 @@ class RequestGuardMiddleware:
     ) -> None:
         """The direct path's answer, or the app's with the body replayed to it."""
         if self.direct is not None and endpoint in self.direct_endpoints:
-            answer = await self.direct(endpoint, scope, body)
+            task = asyncio.current_task()
+            assert task is not None, "ASGI apps run in a task"
+            self._answer_deadlines.arm(task, self.timeout_s)
+            try:
+                answer = await self.direct(endpoint, scope, body)
+            except asyncio.CancelledError:
+                if not self._answer_deadlines.disarm(task):
+                    raise
+                task.uncancel()
+                message = f"not answered within {self.timeout_s:g} s (the service timeout)"
+                payload = json.dumps({"error": message}).encode()
+                await self._send_body(send, 504, payload)  # in the error shape, by ``send``
+                return
+            self._answer_deadlines.disarm(task)
             if answer is not None:
                 code, headers, payload = answer
                 await send({"type": "http.response.start", "status": code, "headers": headers})

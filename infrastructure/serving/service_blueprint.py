@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
+import bentoml
 from bentoml.validators import ContentType
 from pydantic import StringConstraints
 
@@ -125,6 +126,54 @@ class ServiceState:
             self.runtime.observe_request(endpoint, status, seconds, variant)
 
 
+# BentoML's timeout when its configuration gives none (TIMEOUT_S=0): its schema requires one.
+BENTOML_DEFAULT_TIMEOUT_S = 60.0
+
+
+class GuardFirstService(bentoml.Service[Any]):  # type: ignore[misc]  # mypy sees bentoml as Any
+    """A BentoML service whose request guard runs before BentoML's timeout and OpenTelemetry
+    middlewares when the prediction APIs take the direct path.
+
+    BentoML puts a service's own middlewares after its built-in ones. For the requests the
+    guard answers itself, those two did nothing useful (the guard has its own timeout, and
+    tracing is off whenever the direct path is on) and cost a fifth of the worker's CPU per
+    request: the timeout middleware starts a task and a 60 s timer per request
+    (``make bench-overhead``, 405 -> 321 us per request with it skipped). The access log and
+    BentoML's request metrics, when switched on, stay in front of the guard.
+    """
+
+    def to_asgi(self, is_main: bool = True) -> Any:
+        app = super().to_asgi(is_main)
+        app.user_middleware = guard_first(app.user_middleware)
+        return app
+
+
+def guard_first(middleware: list[Any]) -> list[Any]:
+    """Starlette's middleware list with a direct-path guard moved in front of BentoML's
+    timeout and OpenTelemetry middlewares (unchanged without one)."""
+    from bentoml._internal.server.http.traffic import TimeoutMiddleware
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+    at = next(
+        (
+            i
+            for i, m in enumerate(middleware)
+            if m.cls is RequestGuardMiddleware and m.kwargs.get("direct") is not None
+        ),
+        None,
+    )
+    if at is None:
+        return middleware
+    skipped = (TimeoutMiddleware, OpenTelemetryMiddleware)
+    before = middleware[:at]
+    return [
+        *(m for m in before if m.cls not in skipped),
+        middleware[at],
+        *(m for m in before if m.cls in skipped),
+        *middleware[at + 1 :],
+    ]
+
+
 @dataclass(frozen=True)
 class ServiceBlueprint:
     """Everything ``bentoml.service`` needs for one service class."""
@@ -164,6 +213,7 @@ class ServiceBlueprint:
             openapi=lambda: service_openapi(service, errors, SUCCESS_STATUS),
             metrics=prometheus_exposition,
             in_flight_gauge=PrometheusRequestsInFlight(service.name),
+            timeout_s=self.config.get("traffic", {}).get("timeout", BENTOML_DEFAULT_TIMEOUT_S),
         )
         return service
 
@@ -181,6 +231,7 @@ def service_config(
     name: str, settings: ServingSettings, resources: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     config: dict[str, Any] = {
+        "service_class": GuardFirstService,
         "name": name,
         "workers": settings.workers,
         # BentoML adds its timeout middleware only when the key is set. Its concurrency

@@ -157,3 +157,29 @@ def test_text_direct_path_answers_as_the_full_path(
         "routing_header": "x-routing-key",
     }
     _compare_paths(text_service, settings, TEXT_REQUESTS, 4, direct_answers)
+
+
+def _middleware_order(**settings: Any) -> list[str]:
+    app = tabular_service(model_name=MODEL, **settings).to_asgi()
+    return [m.cls.__name__ for m in app.user_middleware]
+
+
+def test_the_guard_answers_before_bentomls_timeout_and_tracing_middlewares(
+    tmp_path: Path,
+) -> None:
+    """The direct path skips BentoML's timeout and OpenTelemetry middlewares (the guard has
+    its own 504); the access log and request metrics still see every request, and the full
+    path (tracing on) keeps BentoML's order."""
+    train_and_promote(tmp_path / "home", MODEL)
+    guard, timeout, tracing = (
+        "RequestGuardMiddleware",
+        "TimeoutMiddleware",
+        "OpenTelemetryMiddleware",
+    )
+    direct = _middleware_order()
+    assert direct.index(guard) < direct.index(tracing) < direct.index(timeout)
+    logged = _middleware_order(access_log=True, request_metrics=True)
+    assert logged.index("RunnerTrafficMetricsMiddleware") < logged.index(guard)
+    assert logged.index("AccessLogMiddleware") < logged.index(guard) < logged.index(timeout)
+    for full in (_middleware_order(direct_api=False), _middleware_order(tracing=True)):
+        assert full.index(tracing) < full.index(timeout) < full.index(guard)

@@ -353,3 +353,24 @@ def test_metrics_answer_head_and_refuse_other_methods_as_bentoml_did() -> None:
     refused = _guarded(EchoApp(), gauge, "/metrics", method="TRACE")
     assert refused[0]["status"] == 405 and dict(refused[0]["headers"])[b"allow"] == b"GET, HEAD"
     assert refused[1]["body"] == b"Method Not Allowed"
+
+
+def test_a_direct_answer_past_the_timeout_gets_504_in_the_error_shape() -> None:
+    """The direct path is not under BentoML's timeout middleware, so the guard gives the
+    504 itself; an answer in time is untouched and disarms its deadline."""
+
+    async def direct(endpoint: str, scope: Any, body: bytes) -> Any:
+        await asyncio.sleep(0.0 if body == b"{}" else 3600)
+        return 200, [(b"content-type", b"application/json")], b'{"ok": true}'
+
+    options: dict[str, Any] = {
+        "direct": direct,
+        "direct_endpoints": frozenset({"classify"}),
+        "timeout_s": 0.2,
+    }
+    app, late, observed = _call([b"[]"], [], **options)
+    assert late[0]["status"] == 504 and not app.called
+    assert _json_body(late)["error"] == "not answered within 0.2 s (the service timeout)"
+    assert [event[1] for event in observed] == [504]
+    _, timely, _ = _call([b"{}"], [], **options)
+    assert timely[0]["status"] == 200 and timely[1]["body"] == b'{"ok": true}'
