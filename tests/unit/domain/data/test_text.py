@@ -1,14 +1,20 @@
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Sequence
 
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from domain.data.text import (
     TEXT_LENGTH_FEATURE,
+    WHITESPACE_CLASS,
     clean_texts,
     label_encoding,
+    normalize_text,
     text_reference_profile,
 )
 from domain.evaluation.behaviour import perturbations, run_behaviour_checks
@@ -59,3 +65,10 @@ def test_behaviour_checks_score_invariance_and_negation() -> None:
         "behaviour.invariance_pass_rate": 0.5,
         "behaviour.negation_flip_rate": 1.0,
     }
+
+
+@given(st.text(alphabet=st.sampled_from(" \t\n\xa0\u3000\u2028\x1cabe\u0301\u00e9."), max_size=12))
+def test_normalize_text_skips_only_work_that_would_change_nothing(text: str) -> None:
+    """The fast path (already NFC, single spaces) answers as the full normalization does."""
+    full = re.sub(f"[{WHITESPACE_CLASS}]+", " ", unicodedata.normalize("NFC", text)).strip(" ")
+    assert normalize_text(text) == full
