@@ -18,12 +18,13 @@ import json
 import math
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, MutableMapping
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from domain.security.api_keys import ApiKey, Role, authenticate
 from infrastructure.serving.openapi import RETRY_AFTER_STATUSES
 from infrastructure.serving.rate_limit import KeyRateLimiter
 
+T = TypeVar("T")
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -99,6 +100,10 @@ class InFlightGauge(Protocol):
     def add(self, endpoint: str, change: int) -> None: ...
 
 
+class DeadlineExpiredError(Exception):
+    """A request's deadline fired before the awaited work finished."""
+
+
 class RequestDeadlines:
     """Deadlines of a worker's requests (bodies being read, answers being computed),
     checked by one watchdog task.
@@ -107,9 +112,9 @@ class RequestDeadlines:
     twentieth of a worker's CPU under load (py-spy with ``--gil``, ``make bench-overhead``),
     for deadlines that almost never fire. Here a request costs a dict insert and a pop; the
     watchdog runs only while deadlines are armed and wakes ``tick_s`` apart, so a deadline
-    fires up to ``tick_s`` late. A fired deadline cancels the request's task, which the
-    guard turns into its 408 (body) or 504 (answer) once ``disarm`` says the deadline was
-    the cause.
+    fires up to ``tick_s`` late. A fired deadline cancels the request's task; ``within``
+    turns that cancellation into :class:`DeadlineExpiredError`, which the guard answers
+    with its 408 (body) or 504 (answer).
     """
 
     def __init__(self, tick_s: float) -> None:
@@ -122,6 +127,20 @@ class RequestDeadlines:
         self._due[task] = time.monotonic() + seconds
         if self._watchdog is None or self._watchdog.done():
             self._watchdog = asyncio.get_running_loop().create_task(self._watch())
+
+    async def within(self, task: asyncio.Task[Any], seconds: float, work: Awaitable[T]) -> T:
+        """``work``'s result; :class:`DeadlineExpiredError` when its deadline fired first (any
+        other cancellation of ``task`` still propagates)."""
+        self.arm(task, seconds)
+        try:
+            result = await work
+        except asyncio.CancelledError:
+            if not self.disarm(task):
+                raise
+            task.uncancel()
+            raise DeadlineExpiredError from None
+        self.disarm(task)
+        return result
 
     def disarm(self, task: asyncio.Task[Any]) -> bool:
         """Ends the task's deadline; True when it had fired (the task was cancelled for it)."""
@@ -321,13 +340,12 @@ class RequestGuardMiddleware:
                     message = self.error_body(415, message)
                 await self._send_body(send, 415, message)
                 return
-            self._deadlines.arm(task, self.body_timeout_s)
+            limit = upload_limit or self.max_body_bytes
             try:
-                body = await self._read_body(scope, receive, upload_limit or self.max_body_bytes)
-            except asyncio.CancelledError:
-                if not self._deadlines.disarm(task):
-                    raise
-                task.uncancel()
+                body = await self._deadlines.within(
+                    task, self.body_timeout_s, self._read_body(scope, receive, limit)
+                )
+            except DeadlineExpiredError:
                 # A client trickling its body would hold the request (and its memory) open
                 # for as long as it likes; it gets a 408 and the connection is closed.
                 status = 408
@@ -338,8 +356,6 @@ class RequestGuardMiddleware:
                     close=True,
                 )
                 return
-            # A deadline that fired while the body was read surfaced above, at the read's await.
-            self._deadlines.disarm(task)
             if body is None:
                 status = 413
                 await self._payload_too_large(send, upload_limit)
@@ -349,7 +365,7 @@ class RequestGuardMiddleware:
                 await self._refuse(send, 400, problem)
                 return
 
-            await self._answer(endpoint, scope, body, receive, observed_send)
+            await self._answer(task, endpoint, scope, body, receive, observed_send)
         finally:
             self._in_flight -= 1
             if gauge is not None:
@@ -374,24 +390,25 @@ class RequestGuardMiddleware:
         )
 
     async def _answer(
-        self, endpoint: str, scope: Scope, body: bytes, receive: Receive, send: Send
+        self,
+        task: asyncio.Task[Any],
+        endpoint: str,
+        scope: Scope,
+        body: bytes,
+        receive: Receive,
+        send: Send,
     ) -> None:
         """The direct path's answer, or the app's with the body replayed to it."""
         if self.direct is not None and endpoint in self.direct_endpoints:
-            task = asyncio.current_task()
-            assert task is not None, "ASGI apps run in a task"
-            self._answer_deadlines.arm(task, self.timeout_s)
             try:
-                answer = await self.direct(endpoint, scope, body)
-            except asyncio.CancelledError:
-                if not self._answer_deadlines.disarm(task):
-                    raise
-                task.uncancel()
+                answer = await self._answer_deadlines.within(
+                    task, self.timeout_s, self.direct(endpoint, scope, body)
+                )
+            except DeadlineExpiredError:
                 message = f"not answered within {self.timeout_s:g} s (the service timeout)"
                 payload = json.dumps({"error": message}).encode()
                 await self._send_body(send, 504, payload)  # in the error shape, by ``send``
                 return
-            self._answer_deadlines.disarm(task)
             if answer is not None:
                 code, headers, payload = answer
                 await send({"type": "http.response.start", "status": code, "headers": headers})
