@@ -226,25 +226,31 @@ def test_each_batch_is_reported_with_its_size_and_its_seconds_in_the_model() -> 
 
 def _closed_loop_sizes(linger: float, clients: int, rounds: int) -> list[int]:
     """Batch sizes ``clients`` callers form, each sending again as soon as it is answered,
-    with a model whose batch takes 20 ms whatever its size."""
+    with a model whose batch takes 20 ms whatever its size. Half the callers start once the
+    first half's batch is running: signalled from the model, not timed with a sleep, so a
+    loaded machine (CI stalled the loop past the first batch once) cannot merge the halves."""
     sizes: list[int] = []
 
-    def run(items: list[int]) -> list[int]:
-        time.sleep(0.02)
-        sizes.append(len(items))
-        return items
-
     async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        first_batch_running = asyncio.Event()
+
+        def run(items: list[int]) -> list[int]:
+            loop.call_soon_threadsafe(first_batch_running.set)
+            time.sleep(0.02)
+            sizes.append(len(items))
+            return items
+
         with ThreadPoolExecutor(1) as executor:
             batcher = MicroBatcher(run, max_batch_size=64, executor=executor, linger=linger)
 
-            async def caller(start_after: float) -> None:
-                await asyncio.sleep(start_after)
+            async def caller(late: bool) -> None:
+                if late:
+                    await first_batch_running.wait()
                 for _ in range(rounds):
                     await batcher.submit([1])
 
-            # Half the callers arrive while the first half's batch runs.
-            await asyncio.gather(*(caller(0.0 if i % 2 else 0.01) for i in range(clients)))
+            await asyncio.gather(*(caller(late=i % 2 == 0) for i in range(clients)))
 
     asyncio.run(scenario())
     return sizes
