@@ -305,6 +305,13 @@ class TextServingSettings(ServingSettings):
     torch_threads: int = Field(
         default=0, ge=0, description="CPU threads for torch / ONNX Runtime (0: their default)"
     )
+    gil_switch_ms: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=100.0,
+        description="Python's thread switch interval in a process that holds the model "
+        "(0: Python's 5 ms)",
+    )
     backend: Literal["torch", "onnx", "onnx-int8"] = Field(
         default="torch",
         description="torch; ONNX Runtime (exported on first load); ONNX Runtime int8",

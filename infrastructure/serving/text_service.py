@@ -11,6 +11,7 @@ the API schemas, and they name types built from the settings.
 
 import dataclasses
 import os
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -54,6 +55,7 @@ from infrastructure.serving.text_runner import (
     Topology,
     front_workers,
     model_threads,
+    use_gil_switch_interval,
     use_model_threads,
 )
 from shared.errors import ModelNotFoundError
@@ -109,6 +111,7 @@ def build_text_service(
             )
             loader: ModelLoader
             if runner is None:
+                use_gil_switch_interval(settings)
                 threads = model_threads(settings, workers, os.cpu_count())
                 loader = loader_factory(use_model_threads(settings, threads), on_cache)
             else:
@@ -176,6 +179,7 @@ def build_text_service(
                     "forward_max_texts": text_scorer.forward.max_texts if text_scorer else None,
                     "forward_max_tokens": text_scorer.forward.max_tokens if text_scorer else None,
                     "torch_threads": torch.get_num_threads(),
+                    "gil_switch_ms": round(sys.getswitchinterval() * 1000.0, 3),
                 },
                 "warmup": {
                     "ready": self.runtime.ready,

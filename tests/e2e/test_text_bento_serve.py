@@ -96,6 +96,8 @@ def test_built_text_bento_batches_concurrent_requests(tmp_path: Path, text_champ
         assert bad.status_code == 400 and "blank" in bad.text
         single = httpx.post(f"{url}/predict", json={"text": "a fine film ."}, timeout=10)
         assert single.status_code == 200 and single.json()["model_name"] == text_champion
+        serving = httpx.post(f"{url}/metadata", timeout=10).json()["serving"]
+        assert serving["gil_switch_ms"] == 0.5, "the worker that holds the model switches often"
         _web_ui_scores_texts(url, tmp_path, single.json()["predictions"][0])
     log = (tmp_path / "serve.log").read_text()
     assert "Traceback" not in log, log

@@ -4,6 +4,7 @@ versions and merged batches, and how its refusals reach the front."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from http import HTTPStatus
 
@@ -23,6 +24,7 @@ from infrastructure.serving.text_runner import (
     runner_batch_size,
     runner_error,
     runner_workers,
+    use_gil_switch_interval,
 )
 from shared.errors import OverloadedError, ShedError
 from tests.fakes.serving import FakeLoader, FakeScorer, loaded
@@ -51,6 +53,19 @@ def test_model_copies_share_the_cores_unless_threads_are_set() -> None:
     assert model_threads(TextServingSettings(), workers=3, cores=16) == 5
     assert model_threads(TextServingSettings(), workers=4, cores=2) == 1
     assert model_threads(TextServingSettings(torch_threads=2), workers=2, cores=2) == 2
+
+
+def test_the_gil_switch_interval_is_the_setting_and_zero_leaves_pythons() -> None:
+    before = sys.getswitchinterval()
+    try:
+        use_gil_switch_interval(TextServingSettings())
+        assert sys.getswitchinterval() == pytest.approx(0.0005)
+        use_gil_switch_interval(TextServingSettings(gil_switch_ms=2))
+        assert sys.getswitchinterval() == pytest.approx(0.002)
+        use_gil_switch_interval(TextServingSettings(gil_switch_ms=0))
+        assert sys.getswitchinterval() == pytest.approx(0.002), "0 leaves it as it is"
+    finally:
+        sys.setswitchinterval(before)
 
 
 def test_runner_batches_are_larger_on_a_gpu() -> None:
