@@ -141,10 +141,10 @@ def use_gil_switch_interval(settings: TextServingSettings) -> None:
     Python's 5 ms), in a process where the event loop and the model's thread share it.
 
     Each torch op gives the GIL up, and with 5 ms the event loop, busy with a burst of
-    requests, kept it that long while the model's thread waited to start its next op. With
-    0.5 ms, three alternating runs at 128 clients (one text per request) served 229 / 146 /
-    107 rps with 5 ms and 259 / 165 / 148 rps with 0.5 ms, p99 813 / 1,377 / 1,664 ms against
-    578 / 903 / 998 ms; at 64 clients the two were within this machine's noise.
+    requests, kept it that long while the model's thread waited to start its next op. In
+    alternating runs 0.5 ms was never worse on the 64-client p99 (503 / 462 / 513 ms against
+    1,106 / 661 / 502 ms) while throughput moved within this machine's noise; the zero-cost
+    overhead benchmark read the same with either (README, "The GIL switch interval").
     """
     if settings.gil_switch_ms:
         sys.setswitchinterval(settings.gil_switch_ms / 1000.0)
