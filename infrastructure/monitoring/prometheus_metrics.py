@@ -10,6 +10,7 @@ builds its service.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections import Counter as CountOf
 from collections.abc import Mapping, Sequence
@@ -383,17 +384,45 @@ class PrometheusRequestsInFlight:
 
     It stands in for BentoML's ``bentoml_service_request_in_progress``, whose middleware
     (off unless ``REQUEST_METRICS``) looks up six labelled series per request: about 100 us
-    of a worker's CPU per request in ``make bench-overhead``. Here a request costs two
-    writes to a series looked up once per endpoint.
+    of a worker's CPU per request in ``make bench-overhead``.
+
+    Why the count is written at most every ``write_every_s`` rather than on each change: in
+    multi-process mode every write takes a lock and packs into the worker's mmap file, and
+    the two writes per request were a twentieth of the worker's CPU under load (py-spy,
+    ``make bench-overhead``). A gauge is a point in time that Prometheus reads every few
+    seconds, so being up to ``write_every_s`` late changes no scrape that matters (the
+    HPA's, which averages over its window). A series is written at once the first time it
+    is seen, and whenever no event loop runs (nothing would flush it later).
     """
 
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, write_every_s: float = 0.05) -> None:
         self._service = service
+        self._write_every_s = write_every_s
         self._series: dict[str, Gauge] = {}
+        self._counts: dict[str, int] = {}
+        self._written: dict[str, int] = {}
+        self._write_pending = False
 
     def add(self, endpoint: str, change: int) -> None:
-        series = self._series.get(endpoint)
-        if series is None:
-            series = _in_flight_family().labels(self._service, endpoint)
-            self._series[endpoint] = series
-        series.inc(change)
+        self._counts[endpoint] = self._counts.get(endpoint, 0) + change
+        if endpoint not in self._series:
+            self._series[endpoint] = _in_flight_family().labels(self._service, endpoint)
+            self.write()
+            return
+        if self._write_pending:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.write()
+            return
+        self._write_pending = True
+        loop.call_later(self._write_every_s, self.write)
+
+    def write(self) -> None:
+        """Writes every count that changed since the last write."""
+        self._write_pending = False
+        for endpoint, count in self._counts.items():
+            if self._written.get(endpoint) != count:
+                self._series[endpoint].set(count)
+                self._written[endpoint] = count
