@@ -17,7 +17,7 @@ For each run: server CPU microseconds per request (user+system time of the serve
 processes over the level, divided by the requests), saturated requests/s, p50/p99 and the
 mean batch (from ``mlops_batch_size`` on ``/metrics``). Prints a table and writes JSON.
 The target (the service's CPU per request within 2x the floor's) is the median of
-``--pairs`` service runs, each judged against the two floor runs around it.
+``--rounds`` rounds, each loading the floor and the service back to back (both up).
 
     make bench-overhead        # or: python -m benchmarks.serving_overhead --help
 """
@@ -31,6 +31,8 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,13 @@ from typing import Any
 import psutil
 
 from benchmarks.champions import REPO_ROOT, champion_tag, ensure_champion, tool, use_stores
-from benchmarks.http_load import LevelResult, free_port, run_level, server_process
+from benchmarks.http_load import (
+    BodyFactory,
+    LevelResult,
+    free_port,
+    run_level,
+    server_process,
+)
 from benchmarks.overhead_models import MODEL_ENV, PROFILE, GpuCurve
 from benchmarks.text_serving import (
     MODEL,
@@ -125,9 +133,9 @@ def server_cpu_seconds(pid: int) -> float:
     return total
 
 
-def measure(
-    run: Run, env: dict[str, str], clients: int, requests: int, warmup: int, texts: list[str]
-) -> OverheadResult:
+@contextmanager
+def started(run: Run, env: dict[str, str]) -> Iterator[tuple[int, str]]:
+    """The run's server, up and ready: its process id and base URL."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     if run.bare:
@@ -139,71 +147,99 @@ def measure(
     run_env = {**env, MODEL_ENV: run.model, **run.env}
     if run.env.get("PYTHONPATH") == "shadow":
         run_env["PYTHONPATH"] = os.pathsep.join((str(WITHOUT_FAST_IO), env["PYTHONPATH"]))
+    log = Path(env["MLOPS_HOME"]) / f"overhead-{run.name}.log"
+    with server_process(command, run_env, base + "/readyz", log, REPO_ROOT) as process:
+        yield process.pid, base
+    time.sleep(1.0)  # let the stopped server's sockets and processes go
 
+
+def text_bodies(texts: list[str]) -> BodyFactory:
     def body(i: int) -> bytes:
         return json.dumps({"texts": [texts[i % len(texts)]]}).encode()
 
-    log = Path(env["MLOPS_HOME"]) / f"overhead-{run.name}.log"
-    with server_process(command, run_env, base + "/readyz", log, REPO_ROOT) as process:
-        run_level(run.name, base + "/classify", body, clients, warmup)
-        batches = not run.bare
-        before = batch_totals(base) if batches else (0.0, 0.0, 0.0)
-        cpu_before = server_cpu_seconds(process.pid)
-        load = run_level(run.name, base + "/classify", body, clients, requests)
-        cpu = server_cpu_seconds(process.pid) - cpu_before
-        if batches:
-            load = with_batches(load, before, batch_totals(base))
+    return body
+
+
+def load_once(
+    run: Run, server: tuple[int, str], clients: int, requests: int, body: BodyFactory
+) -> OverheadResult:
+    """One measured level against a running server."""
+    pid, base = server
+    batches = not run.bare
+    before = batch_totals(base) if batches else (0.0, 0.0, 0.0)
+    cpu_before = server_cpu_seconds(pid)
+    load = run_level(run.name, base + "/classify", body, clients, requests)
+    cpu = server_cpu_seconds(pid) - cpu_before
+    if batches:
+        load = with_batches(load, before, batch_totals(base))
     done = max(1, load.requests - load.errors - load.shed)
-    result = OverheadResult(
+    return OverheadResult(
         name=run.name,
         knob=run.knob,
         load=load,
         server_cpu_us_per_request=round(cpu / done * 1e6, 1),
         server_cpu_cores=round(cpu / load.seconds, 2),
     )
+
+
+def report(result: OverheadResult) -> None:
+    load = result.load
     print(
-        f"  {run.name:<20} cpu/request={result.server_cpu_us_per_request:>8.1f}us "
+        f"  {result.name:<20} cpu/request={result.server_cpu_us_per_request:>8.1f}us "
         f"rps={load.rps:<8} p50={load.p50_ms}ms p99={load.p99_ms}ms "
         f"batch={load.mean_batch_size} busy={load.model_busy_share} "
         f"errors={load.errors} {load.error_statuses or ''}",
         flush=True,
     )
-    time.sleep(1.0)  # let the stopped server's sockets and processes go
+
+
+def measure(
+    run: Run, env: dict[str, str], clients: int, requests: int, warmup: int, texts: list[str]
+) -> OverheadResult:
+    body = text_bodies(texts)
+    with started(run, env) as server:
+        run_level(run.name, server[1] + "/classify", body, clients, warmup)
+        result = load_once(run, server, clients, requests, body)
+    report(result)
     return result
 
 
 def judge_against_floor(
-    pairs: int, env: dict[str, str], clients: int, requests: int, warmup: int, texts: list[str]
+    rounds: int, env: dict[str, str], clients: int, requests: int, warmup: int, texts: list[str]
 ) -> tuple[list[dict[str, float]], OverheadResult, OverheadResult]:
-    """The service's CPU per request over the floor's, ``pairs`` times, each service run
-    between two floor runs (their mean is its floor).
+    """The service's CPU per request over the floor's, in ``rounds`` rounds that load the
+    floor and the service one right after the other (the order alternates), both servers
+    up for the whole judgement.
 
-    This machine's speed moves by a third within minutes (the floor read 145 and 229 us in
-    two runs ten minutes apart), so one floor run minutes away from the service's judged
-    the machine as much as the service. Returns each pair, and the floor (the mean of all
-    its runs) and service run (the median pair's) that the table shows.
+    Why interleaved: this machine's speed moves by a third within minutes (the floor read
+    145 and 229 us in two runs ten minutes apart, and 330 then 128 us in two runs five
+    minutes apart), so runs minutes apart judged the machine as much as the service. Two
+    levels a few seconds apart see the same machine. Returns each round, the floor (the
+    mean of its levels) and the service level of the median round.
     """
     floor_run, service_run = (
         next(r for r in RUNS if r.name == n) for n in ("bare-starlette", "service")
     )
-
-    floors = [measure(floor_run, env, clients, requests, warmup, texts)]
+    body = text_bodies(texts)
+    floors: list[OverheadResult] = []
     services: list[OverheadResult] = []
-    for _ in range(max(1, pairs)):
-        services.append(measure(service_run, env, clients, requests, warmup, texts))
-        floors.append(measure(floor_run, env, clients, requests, warmup, texts))
-    judged = []
-    for i, service in enumerate(services):
-        floor_us = (
-            floors[i].server_cpu_us_per_request + floors[i + 1].server_cpu_us_per_request
-        ) / 2
-        judged.append(
-            {
-                "floor_us": round(floor_us, 1),
-                "service_us": service.server_cpu_us_per_request,
-                "ratio": round(service.server_cpu_us_per_request / floor_us, 3),
-            }
-        )
+    with started(floor_run, env) as floor_server, started(service_run, env) as service_server:
+        for run, server in ((floor_run, floor_server), (service_run, service_server)):
+            run_level(run.name, server[1] + "/classify", body, clients, warmup)
+        for round_ in range(max(1, rounds)):
+            order = [(floor_run, floor_server), (service_run, service_server)]
+            for run, server in order if round_ % 2 == 0 else order[::-1]:
+                result = load_once(run, server, clients, requests, body)
+                report(result)
+                (floors if run.bare else services).append(result)
+    judged = [
+        {
+            "floor_us": floor.server_cpu_us_per_request,
+            "service_us": service.server_cpu_us_per_request,
+            "ratio": round(service.server_cpu_us_per_request / floor.server_cpu_us_per_request, 3),
+        }
+        for floor, service in zip(floors, services, strict=True)
+    ]
     middle = sorted(range(len(judged)), key=lambda i: judged[i]["ratio"])[len(judged) // 2]
     mean_floor = statistics.fmean(f.server_cpu_us_per_request for f in floors)
     floor = replace(floors[0], server_cpu_us_per_request=round(mean_floor, 1))
@@ -244,10 +280,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--runs", default=",".join(r.name for r in RUNS))
     parser.add_argument(
-        "--pairs",
+        "--rounds",
         type=int,
-        default=3,
-        help="service runs judged against the floor, each between two floor runs",
+        default=8,
+        help="levels of the floor and the service, back to back, judged in pairs",
     )
     parser.add_argument("--home", type=Path, help="MLOPS_HOME (default: $MLOPS_HOME or ./.mlops)")
     parser.add_argument("--model-tag", help="a stored text model's BentoML tag (no training)")
@@ -278,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     judged: list[dict[str, float]] = []
     if {"bare-starlette", "service"} <= chosen:
         judged, floor_result, service_result = judge_against_floor(
-            args.pairs, env, args.clients, args.requests, args.warmup, texts
+            args.rounds, env, args.clients, args.requests, args.warmup, texts
         )
         results += [floor_result, service_result]
     for run in RUNS:
@@ -294,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         ratio = statistics.median(pair["ratio"] for pair in judged)
         targets["service_cpu_vs_floor"] = {
             "ratio": round(ratio, 2),
-            "pairs": judged,
+            "rounds": judged,
             "target": TARGET_FLOOR_RATIO,
             "met": ratio <= TARGET_FLOOR_RATIO,
         }

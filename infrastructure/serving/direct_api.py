@@ -60,18 +60,18 @@ class RequestHeaders(Headers):
         return default
 
 
-@dataclass
+@dataclass(slots=True)
 class DirectRequest:
     headers: Headers
 
 
-@dataclass
+@dataclass(slots=True)
 class DirectResponse:
     status_code: int = 200
     headers: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class DirectContext:
     """What the prediction APIs use of ``bentoml.Context``: the request's headers, and the
     response's status and headers."""
@@ -92,6 +92,11 @@ class DirectApis:
         # BentoML renders a root output with json.dumps(model_dump(mode="json")); pydantic's
         # own serializer writes the same JSON values at a fraction of the cost.
         self._dump_root: dict[str, Callable[[Any], bytes]] = {}
+        # How each API takes its input, read once: on the input model class, a missing
+        # ``__root_input__`` goes through pydantic's metaclass ``__getattr__`` and an
+        # AttributeError, and ``model_fields`` through a deprecation wrapper, per request.
+        self._root_input: dict[str, bool] = {}
+        self._fields: dict[str, tuple[str, ...]] = {}
         for endpoint in endpoints:
             method = service.apis[endpoint.replace("/", "_")]
             fields = method.input_spec.model_fields
@@ -109,6 +114,8 @@ class DirectApis:
             ):
                 raise ValueError(f"{endpoint}: not an API the direct path can answer")
             self._methods[endpoint] = method
+            self._root_input[endpoint] = bool(getattr(method.input_spec, "__root_input__", False))
+            self._fields[endpoint] = tuple(fields)
             if issubclass(method.output_spec, IORootModel):
                 root = method.output_spec.model_fields["root"].annotation
                 self._dump_root[endpoint] = TypeAdapter(root).dump_json
@@ -132,10 +139,10 @@ class DirectApis:
             return None
         args: tuple[Any, ...] = ()
         kwargs: dict[str, Any] = {}
-        if getattr(spec, "__root_input__", False):
+        if self._root_input[endpoint]:
             args = (data.root,) if isinstance(data, IORootModel) else (data,)
         else:
-            kwargs = {name: getattr(data, name) for name in type(data).model_fields}
+            kwargs = {name: getattr(data, name) for name in self._fields[endpoint]}
         ctx = DirectContext(DirectRequest(RequestHeaders(scope=scope)))
         if method.ctx_param is not None:
             kwargs[method.ctx_param] = ctx

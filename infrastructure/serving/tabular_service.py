@@ -16,7 +16,10 @@ from pydantic import BaseModel
 from domain.data.schema import FeatureSchema, FeatureSpec
 from domain.serving.prediction import Prediction, TabularPrediction
 from infrastructure.config.settings import ServingSettings
-from infrastructure.serving.client_error_logging import quiet_client_errors
+from infrastructure.serving.client_error_logging import (
+    quiet_client_errors,
+    skip_silent_access_log,
+)
 from infrastructure.serving.loaders import SklearnModelLoader, TabularScorer, model_source
 from infrastructure.serving.runtime import (
     FeedbackAnswer,
@@ -95,6 +98,7 @@ def build_tabular_service(settings: ServingSettings) -> ServiceBlueprint:
 
         def __init__(self) -> None:
             quiet_client_errors()
+            skip_silent_access_log()
             self.runtime = ServingRuntime(
                 settings, SklearnModelLoader(), model_source(settings), ENDPOINTS
             )

@@ -42,6 +42,7 @@ from application.inference.batching import MicroBatcher
 from domain.ports import ModelLoader
 from domain.serving.model import LoadedModel
 from infrastructure.config.settings import TextServingSettings
+from infrastructure.serving.client_error_logging import skip_silent_access_log
 from infrastructure.serving.loaders import (
     BackendRecord,
     ForwardPlan,
@@ -318,6 +319,7 @@ def build_text_runner(
     class TextRunner:
         def __init__(self) -> None:
             use_gil_switch_interval(settings)
+            skip_silent_access_log()
             loader = loader_factory(
                 use_model_threads(runner_settings, threads), lambda version, hits, misses: None
             )

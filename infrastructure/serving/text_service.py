@@ -23,7 +23,10 @@ from pydantic import BaseModel
 from domain.ports import ModelLoader
 from domain.serving.prediction import Prediction
 from infrastructure.config.settings import TextServingSettings
-from infrastructure.serving.client_error_logging import quiet_client_errors
+from infrastructure.serving.client_error_logging import (
+    quiet_client_errors,
+    skip_silent_access_log,
+)
 from infrastructure.serving.loaders import (
     TextScorer,
     TransformersModelLoader,
@@ -106,6 +109,7 @@ def build_text_service(
 
         def __init__(self) -> None:
             quiet_client_errors()
+            skip_silent_access_log()
             on_cache: CacheListener = lambda version, hits, misses: self.runtime.record_cache(  # noqa: E731
                 version, hits, misses
             )

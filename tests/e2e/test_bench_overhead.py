@@ -24,7 +24,7 @@ def test_short_overhead_benchmark_reports_cpu_per_request(
     runs = "bare-starlette,service,synthetic-gpu,synthetic-gpu-split"
     command = [sys.executable, "-m", "benchmarks.serving_overhead", "--home", str(isolated_state)]
     command += ["--model-tag", tag, "--runs", runs, "--clients", "8", "--requests", "300"]
-    command += ["--warmup", "40", "--pairs", "2", "--output", str(output)]
+    command += ["--warmup", "40", "--rounds", "2", "--output", str(output)]
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
@@ -36,8 +36,8 @@ def test_short_overhead_benchmark_reports_cpu_per_request(
         assert result["server_cpu_us_per_request"] > 0
     assert results["service"]["load"]["mean_batch_size"] >= 1.0
     judged = report["targets"]["service_cpu_vs_floor"]
-    assert judged["ratio"] > 0 and len(judged["pairs"]) == 2
-    assert all(pair["floor_us"] > 0 and pair["ratio"] > 0 for pair in judged["pairs"])
+    assert judged["ratio"] > 0 and len(judged["rounds"]) == 2
+    assert all(pair["floor_us"] > 0 and pair["ratio"] > 0 for pair in judged["rounds"])
     assert report["synthetic_gpu_raw_texts_per_s"]["64"] > 0
     assert report["targets"]["synthetic_gpu_split_vs_single_rps"] > 0
     assert "x floor" in done.stdout

@@ -1,14 +1,19 @@
-"""``mlops_requests_in_flight``: written at once for a new series or without an event loop,
-otherwise at most every ``write_every_s`` with the count as it is then."""
+"""Metrics written in bulk: ``mlops_requests_in_flight`` (at once for a new series or without
+an event loop, otherwise at most every ``write_every_s``), histograms observed together
+(``observe_all``, ``DeferredHistogram``)."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 
+from prometheus_client import Histogram
+
 from infrastructure.monitoring.prometheus_metrics import (
+    DeferredHistogram,
     PrometheusRequestsInFlight,
     _in_flight_family,
+    observe_all,
 )
 
 
@@ -53,3 +58,44 @@ def test_on_an_event_loop_changes_are_written_together_a_moment_later() -> None:
         "predict": 1,
         "drained": 0,
     }
+
+
+AMOUNTS = [0.0, 0.001, 0.0015, 0.02, 0.02, 0.3, 1.0, 7.5, 99.0]
+BUCKETS = (0.001, 0.01, 0.1, 1.0, 10.0)
+
+
+def test_observe_all_writes_what_observe_writes() -> None:
+    name = f"h_{uuid.uuid4().hex}"
+    family = Histogram(name, "x", ["way"], buckets=BUCKETS)
+    for amount in AMOUNTS:
+        family.labels("single").observe(amount)
+    observe_all(family.labels("bulk"), AMOUNTS)
+    by_way: dict[str, dict[str, float]] = {}
+    for metric in family.collect():
+        for s in metric.samples:
+            if not s.name.endswith("_created"):
+                key = f"{s.name}{s.labels.get('le', '')}"
+                by_way.setdefault(s.labels["way"], {})[key] = s.value
+    assert by_way["bulk"] == by_way["single"]
+    assert by_way["bulk"][f"{name}_count"] == len(AMOUNTS)
+
+
+def test_deferred_observations_are_written_a_moment_later_on_a_loop() -> None:
+    family = Histogram(f"h_{uuid.uuid4().hex}", "x", ["way"], buckets=BUCKETS)
+    deferred = DeferredHistogram(family.labels("deferred"), write_every_s=0.05)
+    counts: list[float] = []
+
+    def count() -> float:
+        return float(family.labels("deferred")._sum.get())
+
+    async def scenario() -> None:
+        deferred.observe(1.0)
+        deferred.observe(2.0)
+        counts.append(count())
+        await asyncio.sleep(0.2)
+        counts.append(count())
+
+    asyncio.run(scenario())
+    deferred.observe(4.0)  # no event loop: written at once
+    counts.append(count())
+    assert counts == [0.0, 3.0, 7.0]
