@@ -138,8 +138,9 @@ async def _run_level(
     counter = iter(range(requests))
     target = urllib.parse.urlsplit(url)
     host, port = target.hostname or "127.0.0.1", target.port or 80
+    path = (target.path or "/") + (f"?{target.query}" if target.query else "")
     head = (
-        f"POST {target.path or '/'} HTTP/1.1\r\nhost: {target.netloc}\r\n"
+        f"POST {path} HTTP/1.1\r\nhost: {target.netloc}\r\n"
         "content-type: application/json\r\ncontent-length: "
     ).encode()
     loop = asyncio.get_running_loop()
