@@ -247,8 +247,14 @@ def wait_until_ready(url: str, timeout_s: float = 120.0, process: Any = None) ->
 
 @contextmanager
 def server_process(
-    command: list[str], env: dict[str, str], ready_url: str, log: Path, cwd: Path
+    command: list[str],
+    env: dict[str, str],
+    ready_url: str,
+    log: Path,
+    cwd: Path,
+    cpus: set[int] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
+    """The server, started and ready; on ``cpus`` only (it and its children) when given."""
     with log.open("w") as output:
         process = subprocess.Popen(
             command,
@@ -257,6 +263,7 @@ def server_process(
             stderr=subprocess.STDOUT,
             cwd=cwd,
             start_new_session=True,
+            preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
         )
         try:
             wait_until_ready(ready_url, process=process)

@@ -134,8 +134,10 @@ def server_cpu_seconds(pid: int) -> float:
 
 
 @contextmanager
-def started(run: Run, env: dict[str, str]) -> Iterator[tuple[int, str]]:
-    """The run's server, up and ready: its process id and base URL."""
+def started(
+    run: Run, env: dict[str, str], cpus: set[int] | None = None
+) -> Iterator[tuple[int, str]]:
+    """The run's server, up and ready (on ``cpus`` when given): its process id and base URL."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     if run.bare:
@@ -148,7 +150,7 @@ def started(run: Run, env: dict[str, str]) -> Iterator[tuple[int, str]]:
     if run.env.get("PYTHONPATH") == "shadow":
         run_env["PYTHONPATH"] = os.pathsep.join((str(WITHOUT_FAST_IO), env["PYTHONPATH"]))
     log = Path(env["MLOPS_HOME"]) / f"overhead-{run.name}.log"
-    with server_process(command, run_env, base + "/readyz", log, REPO_ROOT) as process:
+    with server_process(command, run_env, base + "/readyz", log, REPO_ROOT, cpus) as process:
         yield process.pid, base
     time.sleep(1.0)  # let the stopped server's sockets and processes go
 
@@ -204,6 +206,37 @@ def measure(
     return result
 
 
+def split_cpus() -> tuple[set[int] | None, set[int] | None]:
+    """The CPUs for the judged servers and for the load generator: the last one for the
+    servers and the rest for the client, when there are two or more.
+
+    Why pinned: on two cores, a server's CPU per request depended on how the scheduler
+    placed it and the client. Sharing a core, they took turns and each wake-up served many
+    requests; on separate cores, every request was its own wake-up. The floor read about
+    115 or about 200 us in alternate rounds a few seconds apart, which made the ratio a
+    coin toss. Pinned, both servers always run alone on one core with the client on the
+    other: the same conditions for the floor and the service.
+    """
+    available = sorted(os.sched_getaffinity(0))
+    if len(available) < 2:
+        return None, None
+    return {available[-1]}, set(available[:-1])
+
+
+@contextmanager
+def on_cpus(cpus: set[int] | None) -> Iterator[None]:
+    """This process on ``cpus`` for the block (its own CPUs again after)."""
+    if cpus is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
 def judge_against_floor(
     rounds: int, env: dict[str, str], clients: int, requests: int, warmup: int, texts: list[str]
 ) -> tuple[list[dict[str, float]], OverheadResult, OverheadResult]:
@@ -223,7 +256,12 @@ def judge_against_floor(
     body = text_bodies(texts)
     floors: list[OverheadResult] = []
     services: list[OverheadResult] = []
-    with started(floor_run, env) as floor_server, started(service_run, env) as service_server:
+    server_cpus, client_cpus = split_cpus()
+    with (
+        started(floor_run, env, server_cpus) as floor_server,
+        started(service_run, env, server_cpus) as service_server,
+        on_cpus(client_cpus),
+    ):
         for run, server in ((floor_run, floor_server), (service_run, service_server)):
             run_level(run.name, server[1] + "/classify", body, clients, warmup)
         for round_ in range(max(1, rounds)):
