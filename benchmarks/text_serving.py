@@ -5,7 +5,9 @@ GLUE validation and dev sentences, one sentence per request):
 
 a) raw in-process throughput of the model at batch sizes 1, 8, 32 and 64: the limit, for
    torch, ONNX Runtime fp32 and int8 side by side (with each one's test-split accuracy);
-   torch's run is repeated after the service's sweep and the two are averaged;
+   torch's run is repeated after the service's sweep and the two are averaged, and its
+   best batch is measured again just before and just after the service's 64-client level,
+   which the 0.9x target is judged against (``RawProbe``);
 b) the Bento service (``classify``, adaptive batching) under a closed-loop sweep of
    1/8/32/64/128 clients with a fixed request count per level;
 c) an unbatched baseline server: plain FastAPI, one forward pass per request;
@@ -54,6 +56,8 @@ QUICK_CONFIG = "configs/sst2_quick.yaml"
 TEXT_SERVICE = "infrastructure.serving.entrypoints.text:TextClassifier"
 RAW_BATCH_SIZES = (1, 8, 32, 64)
 TARGET_RAW_SHARE = 0.90
+# The service levels judged against the raw model: it is measured again around them.
+JUDGED_LEVELS = frozenset({64})
 TARGET_UNBATCHED_SPEEDUP = 3.0
 TARGET_CACHE_DROP = 0.05
 TARGET_BACKEND_SPEEDUP = 1.5
@@ -125,14 +129,10 @@ def raw_throughput(
             entry["test_accuracy"] = round(accuracy(classifier, *split), 4)
         for size in RAW_BATCH_SIZES:
             classifier.predict_proba(texts[: size * 4], size, plan.max_tokens)  # warm up
-            count = len(texts)
-            started = time.perf_counter()
-            for start in range(0, count, size):
-                classifier.predict_proba(texts[start : start + size], size, plan.max_tokens)
-            seconds = time.perf_counter() - started
-            rate = round(count / seconds, 1)
+            seconds = _scoring_seconds(classifier, texts, size, plan.max_tokens)
+            rate = round(len(texts) / seconds, 1)
             entry["batches"][str(size)] = {
-                "texts": count,
+                "texts": len(texts),
                 "seconds": round(seconds, 3),
                 "rps": rate,
             }
@@ -144,6 +144,37 @@ def raw_throughput(
         results.update(results["backends"]["torch"])
     gc.collect()
     return results
+
+
+def _scoring_seconds(classifier: Any, texts: list[str], size: int, max_tokens: int) -> float:
+    started = time.perf_counter()
+    for start in range(0, len(texts), size):
+        classifier.predict_proba(texts[start : start + size], size, max_tokens)
+    return time.perf_counter() - started
+
+
+class RawProbe:
+    """Torch's raw rate at one batch size, measurable again at any moment.
+
+    Why: the service's 64-client level was judged against raw runs before and after the
+    whole sweep, minutes apart, and this machine's speed moved by up to a fifth between
+    them (285 and 232 texts/s around one run). Measured just before and just after the
+    level (the service idle, its model loaded), the raw rate sees the machine the level saw.
+    """
+
+    def __init__(self, model_path: Path, max_length: int, sentences: list[str], size: int):
+        from infrastructure.config.settings import TextServingSettings
+        from infrastructure.serving.loaders import forward_plan
+
+        self.size = size
+        self._texts = sentences[:1024]
+        self._classifier = _backend_classifier("torch", model_path, max_length)
+        self._max_tokens = forward_plan(TextServingSettings(), self._classifier.device).max_tokens
+        self._classifier.predict_proba(self._texts[: size * 4], size, self._max_tokens)
+
+    def __call__(self) -> float:
+        seconds = _scoring_seconds(self._classifier, self._texts, self.size, self._max_tokens)
+        return round(len(self._texts) / seconds, 1)
 
 
 def bracket(raw: dict[str, Any], after: dict[str, Any]) -> None:
@@ -203,8 +234,12 @@ def run_server(
     sentences: list[str],
     home: Path,
     per_request: int = 1,
+    probe: RawProbe | None = None,
+    probe_levels: frozenset[int] = frozenset(),
 ) -> tuple[list[LevelResult], dict[str, Any]]:
-    """Sweep ``levels``; every level sends the same texts, in the same order.
+    """Sweep ``levels``; every level sends the same texts, in the same order. Around each of
+    ``probe_levels``, ``probe`` measures the raw model just before and just after it
+    (``extra["raw_around"]``).
 
     Warm-up requests take texts from the end of the list, so with ``requests + warmup``
     below the list's length a cache never sees a text twice (with one text per request;
@@ -233,10 +268,21 @@ def run_server(
         run_level(name, base + path, bodies(len(sentences) - warmup), max(levels), warmup)
         batching = "metrics" if name != "unbatched-fastapi" else None
         for clients in levels:
+            probed = probe if clients in probe_levels else None
+            raw_before = probed() if probed else 0.0
             before = batch_totals(base) if batching else (0.0, 0.0, 0.0)
             result = run_level(name, base + path, bodies(0), clients, requests)
             if batching:
                 result = with_batches(result, before, batch_totals(base))
+            if probed:
+                raw_after = probed()
+                extra.setdefault("raw_around", {})[str(clients)] = {
+                    "batch": probed.size,
+                    "rps_before": raw_before,
+                    "rps_after": raw_after,
+                    "rps": round((raw_before + raw_after) / 2, 1),
+                }
+                print(f"  raw torch around it: {raw_before} / {raw_after} texts/s", flush=True)
             print(
                 f"  {name:<18} clients={clients:<4} rps={result.rps:<8} p50={result.p50_ms}ms "
                 f"p99={result.p99_ms}ms errors={result.errors} shed={result.shed} "
@@ -247,7 +293,7 @@ def run_server(
         if batching:
             variants = fetch_json(base + "/stats")["variants"]
             stats = next(v["stats"] for v in variants if v["variant"] == "champion")
-            extra = {"cache_hits": stats["cache_hits"], "cache_misses": stats["cache_misses"]}
+            extra["cache_hits"], extra["cache_misses"] = stats["cache_hits"], stats["cache_misses"]
             extra["warmup"] = fetch_json(base + "/metadata")["warmup"]
     return results, extra
 
@@ -376,6 +422,10 @@ def main(argv: list[str] | None = None) -> int:
         if key not in runs:
             continue
         spec = servers[key]
+        probe = None
+        if key == "service" and raw:
+            best = max(raw["batches"], key=lambda size: raw["batches"][size]["rps"])
+            probe = RawProbe(model_path, max_length, sentences, int(best))
         found, extra = run_server(
             spec["name"],
             spec["command"],
@@ -388,7 +438,10 @@ def main(argv: list[str] | None = None) -> int:
             sentences,
             home,
             args.texts_per_request,
+            probe,
+            JUDGED_LEVELS,
         )
+        del probe
         results += found
         extras[spec["name"]] = extra
         if key == "service" and raw:
@@ -429,12 +482,16 @@ def evaluate(
     checks: list[dict[str, Any]] = []
     ours = by_key.get(("bentoml-batched", 64))
     if ours and raw:
-        best = max(row["rps"] for row in raw["batches"].values())
+        around = extras.get("bentoml-batched", {}).get("raw_around", {}).get("64")
+        # Judged against the raw model measured around the level when it was; the sweep's
+        # bracket (minutes away) stays in the report.
+        best = around["rps"] if around else max(row["rps"] for row in raw["batches"].values())
         share = round(ours.rps * per_request / best, 3)
         target = TARGET_RAW_SHARE if per_request == 1 else TARGET_MULTI_TEXT_SHARE
+        where = "measured around the level" if around else "before and after the sweep"
         checks.append(
             _check(
-                f"service@64 texts/s ({per_request} per request) / raw best batch",
+                f"service@64 texts/s ({per_request} per request) / raw best batch ({where})",
                 share,
                 f">= {target}",
                 share >= target,
