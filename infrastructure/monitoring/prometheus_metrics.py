@@ -275,21 +275,17 @@ def observe_all(histogram: Histogram, amounts: Sequence[float]) -> None:
         histogram._buckets[index].inc(count)
 
 
-class DeferredHistogram:
-    """A histogram child whose observations are written together, at most every
-    ``write_every_s`` (see :func:`observe_all`), by the event loop that made them; at once
-    when none runs. A Prometheus scrape reads them up to ``write_every_s`` late. Called
-    from one thread (the worker's event loop).
+class DeferredWrites:
+    """Metric writes gathered on the event loop that makes them and done at most every
+    ``write_every_s`` (at once when no loop runs, since nothing would do them later).
+    Called from one thread (the worker's event loop); subclasses say what ``_write`` does.
     """
 
-    def __init__(self, histogram: Histogram, write_every_s: float = 0.05) -> None:
-        self._histogram = histogram
+    def __init__(self, write_every_s: float) -> None:
         self._write_every_s = write_every_s
-        self._pending: list[float] = []
         self._write_pending = False
 
-    def observe(self, amount: float) -> None:
-        self._pending.append(amount)
+    def _schedule(self) -> None:
         if self._write_pending:
             return
         try:
@@ -302,6 +298,26 @@ class DeferredHistogram:
 
     def write(self) -> None:
         self._write_pending = False
+        self._write()
+
+    def _write(self) -> None:
+        raise NotImplementedError
+
+
+class DeferredHistogram(DeferredWrites):
+    """A histogram child whose observations are written together (see :func:`observe_all`);
+    a Prometheus scrape reads them up to ``write_every_s`` late."""
+
+    def __init__(self, histogram: Histogram, write_every_s: float = 0.05) -> None:
+        super().__init__(write_every_s)
+        self._histogram = histogram
+        self._pending: list[float] = []
+
+    def observe(self, amount: float) -> None:
+        self._pending.append(amount)
+        self._schedule()
+
+    def _write(self) -> None:
         pending, self._pending = self._pending, []
         observe_all(self._histogram, pending)
 
@@ -435,7 +451,7 @@ def _in_flight_family() -> Gauge:
     )
 
 
-class PrometheusRequestsInFlight:
+class PrometheusRequestsInFlight(DeferredWrites):
     """``mlops_requests_in_flight``, kept by the request guard.
 
     It stands in for BentoML's ``bentoml_service_request_in_progress``, whose middleware
@@ -452,12 +468,11 @@ class PrometheusRequestsInFlight:
     """
 
     def __init__(self, service: str, write_every_s: float = 0.05) -> None:
+        super().__init__(write_every_s)
         self._service = service
-        self._write_every_s = write_every_s
         self._series: dict[str, Gauge] = {}
         self._counts: dict[str, int] = {}
         self._written: dict[str, int] = {}
-        self._write_pending = False
 
     def add(self, endpoint: str, change: int) -> None:
         self._counts[endpoint] = self._counts.get(endpoint, 0) + change
@@ -465,19 +480,10 @@ class PrometheusRequestsInFlight:
             self._series[endpoint] = _in_flight_family().labels(self._service, endpoint)
             self.write()
             return
-        if self._write_pending:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.write()
-            return
-        self._write_pending = True
-        loop.call_later(self._write_every_s, self.write)
+        self._schedule()
 
-    def write(self) -> None:
+    def _write(self) -> None:
         """Writes every count that changed since the last write."""
-        self._write_pending = False
         for endpoint, count in self._counts.items():
             if self._written.get(endpoint) != count:
                 self._series[endpoint].set(count)
