@@ -33,7 +33,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -199,7 +199,8 @@ def measure(
     run: Run, env: dict[str, str], clients: int, requests: int, warmup: int, texts: list[str]
 ) -> OverheadResult:
     body = text_bodies(texts)
-    with started(run, env) as server:
+    server_cpus, client_cpus = split_cpus()  # as in the judgement, so rows compare
+    with started(run, env, server_cpus) as server, on_cpus(client_cpus):
         run_level(run.name, server[1] + "/classify", body, clients, warmup)
         result = load_once(run, server, clients, requests, body)
     report(result)
@@ -247,8 +248,9 @@ def judge_against_floor(
     Why interleaved: this machine's speed moves by a third within minutes (the floor read
     145 and 229 us in two runs ten minutes apart, and 330 then 128 us in two runs five
     minutes apart), so runs minutes apart judged the machine as much as the service. Two
-    levels a few seconds apart see the same machine. Returns each round, the floor (the
-    mean of its levels) and the service level of the median round.
+    levels a few seconds apart see the same machine. Returns each round, and the floor and
+    service levels of the median round (the table's floor, so its service row reads the
+    judged ratio).
     """
     floor_run, service_run = (
         next(r for r in RUNS if r.name == n) for n in ("bare-starlette", "service")
@@ -279,9 +281,7 @@ def judge_against_floor(
         for floor, service in zip(floors, services, strict=True)
     ]
     middle = sorted(range(len(judged)), key=lambda i: judged[i]["ratio"])[len(judged) // 2]
-    mean_floor = statistics.fmean(f.server_cpu_us_per_request for f in floors)
-    floor = replace(floors[0], server_cpu_us_per_request=round(mean_floor, 1))
-    return judged, floor, services[middle]
+    return judged, floors[middle], services[middle]
 
 
 def synthetic_raw_rate(max_batch_size: int) -> dict[str, float]:
