@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from abc import ABC, abstractmethod
 from bisect import bisect_left
 from collections import Counter as CountOf
 from collections.abc import Mapping, Sequence
@@ -275,7 +276,7 @@ def observe_all(histogram: Histogram, amounts: Sequence[float]) -> None:
         histogram._buckets[index].inc(count)
 
 
-class DeferredWrites:
+class DeferredWrites(ABC):
     """Metric writes gathered on the event loop that makes them and done at most every
     ``write_every_s`` (at once when no loop runs, since nothing would do them later).
     Called from one thread (the worker's event loop); subclasses say what ``_write`` does.
@@ -300,8 +301,9 @@ class DeferredWrites:
         self._write_pending = False
         self._write()
 
+    @abstractmethod
     def _write(self) -> None:
-        raise NotImplementedError
+        """Makes the writes gathered since the last one."""
 
 
 class DeferredHistogram(DeferredWrites):
