@@ -80,6 +80,53 @@ class DirectContext:
     response: DirectResponse = field(default_factory=DirectResponse)
 
 
+@dataclass(frozen=True, slots=True)
+class DirectEndpoint:
+    """What the direct path needs of one API, read once when the service starts.
+
+    Why once: on the input model class, a missing ``__root_input__`` goes through
+    pydantic's metaclass ``__getattr__`` and an AttributeError, and ``model_fields``
+    through a deprecation wrapper, per request.
+    """
+
+    method: Any
+    path: str
+    root_input: bool
+    fields: tuple[str, ...]
+    # BentoML renders a root output with json.dumps(model_dump(mode="json")); pydantic's
+    # own serializer writes the same JSON values at a fraction of the cost.
+    dump_root: Callable[[Any], bytes] | None
+
+    @classmethod
+    def of(cls, service: Any, endpoint: str) -> DirectEndpoint:
+        method = service.apis[endpoint.replace("/", "_")]
+        fields = method.input_spec.model_fields
+        # Only what BentoML's endpoint does the plain way: an async function taking JSON
+        # fields (or one root body), answering JSON; anything else is refused here rather
+        # than answered differently.
+        if (
+            method.batchable
+            or not iscoroutinefunction(method.func)
+            or ARGS in fields
+            or KWARGS in fields
+            or method.input_spec.multipart_fields
+            or method.input_spec.mime_type() != "application/json"
+            or method.output_spec.mime_type() != "application/json"
+        ):
+            raise ValueError(f"{endpoint}: not an API the direct path can answer")
+        dump_root = None
+        if issubclass(method.output_spec, IORootModel):
+            root = method.output_spec.model_fields["root"].annotation
+            dump_root = TypeAdapter(root).dump_json
+        return cls(
+            method=method,
+            path=f"/{endpoint}",
+            root_input=bool(getattr(method.input_spec, "__root_input__", False)),
+            fields=tuple(fields),
+            dump_root=dump_root,
+        )
+
+
 class DirectApis:
     """Answers the named APIs of one service, or hands a request back to the full path."""
 
@@ -88,67 +135,38 @@ class DirectApis:
     ) -> None:
         self._instance = instance
         self._server = f"BentoML Service/{service.name}".encode()
-        self._methods: dict[str, Any] = {}
-        # BentoML renders a root output with json.dumps(model_dump(mode="json")); pydantic's
-        # own serializer writes the same JSON values at a fraction of the cost.
-        self._dump_root: dict[str, Callable[[Any], bytes]] = {}
-        # How each API takes its input, read once: on the input model class, a missing
-        # ``__root_input__`` goes through pydantic's metaclass ``__getattr__`` and an
-        # AttributeError, and ``model_fields`` through a deprecation wrapper, per request.
-        self._root_input: dict[str, bool] = {}
-        self._fields: dict[str, tuple[str, ...]] = {}
-        for endpoint in endpoints:
-            method = service.apis[endpoint.replace("/", "_")]
-            fields = method.input_spec.model_fields
-            # Only what BentoML's endpoint does the plain way: an async function taking
-            # JSON fields (or one root body), answering JSON; anything else is refused
-            # here rather than answered differently.
-            if (
-                method.batchable
-                or not iscoroutinefunction(method.func)
-                or ARGS in fields
-                or KWARGS in fields
-                or method.input_spec.multipart_fields
-                or method.input_spec.mime_type() != "application/json"
-                or method.output_spec.mime_type() != "application/json"
-            ):
-                raise ValueError(f"{endpoint}: not an API the direct path can answer")
-            self._methods[endpoint] = method
-            self._root_input[endpoint] = bool(getattr(method.input_spec, "__root_input__", False))
-            self._fields[endpoint] = tuple(fields)
-            if issubclass(method.output_spec, IORootModel):
-                root = method.output_spec.model_fields["root"].annotation
-                self._dump_root[endpoint] = TypeAdapter(root).dump_json
+        self._endpoints = {name: DirectEndpoint.of(service, name) for name in endpoints}
 
     @property
     def endpoints(self) -> frozenset[str]:
-        return frozenset(self._methods)
+        return frozenset(self._endpoints)
 
     async def answer(self, endpoint: str, scope: Scope, body: bytes) -> DirectAnswer | None:
-        method = self._methods.get(endpoint)
+        api = self._endpoints.get(endpoint)
         instance = self._instance()
+        if api is None or instance is None:
+            return None
         # BentoML routes an API as POST on exactly its path: any other method gets its 405,
         # and a trailing slash its redirect, from the full path.
-        exact = scope.get("method") == "POST" and scope.get("path") == f"/{endpoint}"
-        if method is None or instance is None or not exact:
+        if scope.get("method") != "POST" or scope.get("path") != api.path:
             return None
-        spec = method.input_spec
+        method = api.method
         try:
-            data = spec.model_validate_json(body or b"{}")
+            data = method.input_spec.model_validate_json(body or b"{}")
         except ValidationError:
             return None
         args: tuple[Any, ...] = ()
         kwargs: dict[str, Any] = {}
-        if self._root_input[endpoint]:
+        if api.root_input:
             args = (data.root,) if isinstance(data, IORootModel) else (data,)
         else:
-            kwargs = {name: getattr(data, name) for name in self._fields[endpoint]}
+            kwargs = {name: getattr(data, name) for name in api.fields}
         ctx = DirectContext(DirectRequest(RequestHeaders(scope=scope)))
         if method.ctx_param is not None:
             kwargs[method.ctx_param] = ctx
         try:
             output = await method.func(instance, *args, **kwargs)
-            payload = self._render(endpoint, method, output)
+            payload = self._render(api, output)
         except ValidationError as error:
             logger.error("Exception on /%s [POST]", endpoint, exc_info=True)
             return self._error(400, error_detail(error))
@@ -176,14 +194,13 @@ class DirectApis:
         ]
         return ctx.response.status_code, headers, payload
 
-    def _render(self, endpoint: str, method: Any, output: Any) -> bytes:
-        dump_root = self._dump_root.get(endpoint)
-        if dump_root is not None:
+    def _render(self, api: DirectEndpoint, output: Any) -> bytes:
+        if api.dump_root is not None:
             # Validated as BentoML's output model would (its constructor), then written.
-            return dump_root(method.output_spec(output).root)
+            return api.dump_root(api.method.output_spec(output).root)
         if isinstance(output, BaseModel):
             return output.model_dump_json().encode()  # what BentoML's JSON serde writes
-        raise TypeError(f"/{endpoint} returned {type(output).__name__}, not its output model")
+        raise TypeError(f"{api.path} returned {type(output).__name__}, not its output model")
 
     def _error(self, status: int, detail: Any) -> DirectAnswer:
         payload = json.dumps(detail).encode()
