@@ -374,3 +374,60 @@ def test_a_direct_answer_past_the_timeout_gets_504_in_the_error_shape() -> None:
     assert [event[1] for event in observed] == [504]
     _, timely, _ = _call([b"{}"], [], **options)
     assert timely[0]["status"] == 200 and timely[1]["body"] == b'{"ok": true}'
+
+
+def test_direct_answers_are_observed_with_their_variant_and_errors_get_the_shape() -> None:
+    """A direct success goes out as the direct path wrote it, and is observed with its
+    status and variant; a direct error is rewritten into the declared shape."""
+
+    async def direct(endpoint: str, scope: Any, body: bytes) -> Any:
+        if body == b"{}":
+            headers = [(b"content-type", b"application/json"), (b"x-model-variant", b"challenger")]
+            return 200, headers, b'{"ok": true}'
+        return 409, [(b"content-type", b"application/json")], b'[{"error": "busy"}]'
+
+    options: dict[str, Any] = {"direct": direct, "direct_endpoints": frozenset({"classify"})}
+    app, sent, observed = _call([b"{}"], [], **options)
+    assert not app.called and sent[0]["status"] == 200 and sent[1]["body"] == b'{"ok": true}'
+    assert [(e[1], e[3]) for e in observed] == [(200, "challenger")]  # type: ignore[misc]
+    _, refused, observed = _call([b"[]"], [], **options)
+    assert refused[0]["status"] == 409 and _json_body(refused)["error"] == "busy"
+    assert [event[1] for event in observed] == [409]
+
+
+def test_a_cancelled_direct_answer_is_not_mistaken_for_a_timeout() -> None:
+    async def direct(endpoint: str, scope: Any, body: bytes) -> Any:
+        await asyncio.sleep(3600)
+
+    guard = RequestGuardMiddleware(
+        EchoApp(),
+        endpoints=frozenset({"classify"}),
+        max_body_bytes=10,
+        observe=lambda *event: None,
+        error_body=error_body,
+        direct=direct,
+        direct_endpoints=frozenset({"classify"}),
+        timeout_s=5.0,
+    )
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def scenario() -> None:
+        scope = {"type": "http", "path": "/classify", "headers": [], "method": "POST"}
+        request = asyncio.ensure_future(guard(scope, receive, send))
+        await asyncio.sleep(0.05)
+        request.cancel()
+        try:
+            await request
+        except asyncio.CancelledError:
+            assert not guard._answer_deadlines._due, "the deadline outlived its request"
+            return
+        raise AssertionError("the cancellation was swallowed")
+
+    asyncio.run(scenario())
+    assert sent == []
