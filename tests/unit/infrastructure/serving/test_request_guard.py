@@ -298,10 +298,9 @@ async def _stalled() -> Message:
     return {"type": "http.disconnect"}
 
 
-def test_a_cancelled_request_is_not_mistaken_for_a_slow_body() -> None:
-    """Cancellation from elsewhere (the client left, shutdown) still propagates; only the
-    guard's own deadline becomes a 408."""
-    guard = _slow_reader_guard(body_timeout_s=5.0)
+def _cancelled_midway(guard: RequestGuardMiddleware, receive: Any) -> list[Message]:
+    """What a request cancelled from elsewhere (the client left, shutdown) had sent; fails
+    unless the cancellation propagated."""
     sent: list[Message] = []
 
     async def send(message: Message) -> None:
@@ -309,7 +308,7 @@ def test_a_cancelled_request_is_not_mistaken_for_a_slow_body() -> None:
 
     async def scenario() -> None:
         scope = {"type": "http", "path": "/classify", "headers": [], "method": "POST"}
-        request = asyncio.ensure_future(guard(scope, _stalled, send))
+        request = asyncio.ensure_future(guard(scope, receive, send))
         await asyncio.sleep(0.05)
         request.cancel()
         try:
@@ -319,7 +318,14 @@ def test_a_cancelled_request_is_not_mistaken_for_a_slow_body() -> None:
         raise AssertionError("the cancellation was swallowed")
 
     asyncio.run(scenario())
-    assert sent == []
+    return sent
+
+
+def test_a_cancelled_request_is_not_mistaken_for_a_slow_body() -> None:
+    """Only the guard's own deadline becomes a 408."""
+    guard = _slow_reader_guard(body_timeout_s=5.0)
+    assert _cancelled_midway(guard, _stalled) == []
+    assert not guard._deadlines._due, "the deadline outlived its request"
 
 
 def test_body_deadlines_fire_on_time_and_the_watchdog_stops_when_idle() -> None:
@@ -399,6 +405,9 @@ def test_a_cancelled_direct_answer_is_not_mistaken_for_a_timeout() -> None:
     async def direct(endpoint: str, scope: Any, body: bytes) -> Any:
         await asyncio.sleep(3600)
 
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
     guard = RequestGuardMiddleware(
         EchoApp(),
         endpoints=frozenset({"classify"}),
@@ -409,25 +418,5 @@ def test_a_cancelled_direct_answer_is_not_mistaken_for_a_timeout() -> None:
         direct_endpoints=frozenset({"classify"}),
         timeout_s=5.0,
     )
-    sent: list[Message] = []
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"{}", "more_body": False}
-
-    async def scenario() -> None:
-        scope = {"type": "http", "path": "/classify", "headers": [], "method": "POST"}
-        request = asyncio.ensure_future(guard(scope, receive, send))
-        await asyncio.sleep(0.05)
-        request.cancel()
-        try:
-            await request
-        except asyncio.CancelledError:
-            assert not guard._answer_deadlines._due, "the deadline outlived its request"
-            return
-        raise AssertionError("the cancellation was swallowed")
-
-    asyncio.run(scenario())
-    assert sent == []
+    assert _cancelled_midway(guard, receive) == []
+    assert not guard._answer_deadlines._due, "the deadline outlived its request"
