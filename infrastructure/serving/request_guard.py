@@ -18,13 +18,12 @@ import json
 import math
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, MutableMapping
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from domain.security.api_keys import ApiKey, Role, authenticate
 from infrastructure.serving.openapi import RETRY_AFTER_STATUSES
 from infrastructure.serving.rate_limit import KeyRateLimiter
 
-T = TypeVar("T")
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -140,8 +139,11 @@ class RequestDeadlines:
         return False
 
     def disarm(self, task: asyncio.Task[Any]) -> None:
-        """Ends the task's deadline (a fired one is still reported by :meth:`fired`)."""
+        """Ends the task's deadline. Called after :meth:`fired` was asked, if it was: a
+        deadline that fired just as the work finished is forgotten here, and its
+        cancellation reaches the task's next await, as any other would."""
         self._due.pop(task, None)
+        self._fired.discard(task)
 
     async def _watch(self) -> None:
         while self._due:
