@@ -1,5 +1,5 @@
-"""The text benchmark's 0.9x check: judged against the raw model measured around the
-64-client level when it was, else against the sweep's before-and-after runs."""
+"""The text benchmark's 0.9x checks: judged against the raw model (torch, or int8 for the
+int8 service) measured around the 64-client level when it was, else against the sweep."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from benchmarks.text_serving import evaluate
 RAW: dict[str, Any] = {"batches": {"32": {"rps": 150.0}, "64": {"rps": 200.0}}}
 
 
-def _level(rps: float) -> LevelResult:
+def _level(rps: float, server: str = "bentoml-batched") -> LevelResult:
     return LevelResult(
-        server="bentoml-batched",
+        server=server,
         clients=64,
         requests=1000,
         errors=0,
@@ -42,3 +42,20 @@ def test_without_it_the_sweeps_best_batch_is() -> None:
     check = _share_check({})
     assert check["value"] == 0.855 and not check["met"]
     assert "before and after the sweep" in check["name"]
+
+
+def _int8_check(extras: dict[str, Any]) -> dict[str, Any]:
+    raw = {**RAW, "backends": {"onnx-int8": {"batches": {"64": {"rps": 1000.0}}}}}
+    levels = [_level(171.0), _level(540.0, "bentoml-onnx-int8")]
+    checks = evaluate(levels, raw, extras, max_latency_ms=1000)
+    return next(c for c in checks if c["name"].startswith("int8 service@64 / int8 raw"))
+
+
+def test_int8_is_judged_against_its_own_raw_rate_around_its_level() -> None:
+    around = {"64": {"batch": 64, "rps_before": 580.0, "rps_after": 620.0, "rps": 600.0}}
+    check = _int8_check({"bentoml-onnx-int8": {"raw_around": around}})
+    assert check["value"] == 0.9 and check["met"]
+    assert "measured around the level" in check["name"]
+    swept = _int8_check({"bentoml-batched": {"raw_around": around}})  # torch's: not int8's
+    assert swept["value"] == 0.54 and not swept["met"]
+    assert "from the sweep" in swept["name"]
