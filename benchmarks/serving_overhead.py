@@ -172,6 +172,13 @@ def load_once(
     cpu_before = server_cpu_seconds(pid)
     load = run_level(run.name, base + "/classify", body, clients, requests)
     cpu = server_cpu_seconds(pid) - cpu_before
+    if cpu <= 0:
+        # The kernel charges CPU time in clock ticks (10 ms here): a level shorter than a
+        # few ticks of server work can read zero and make every ratio meaningless.
+        raise SystemExit(
+            f"{run.name}: no server CPU time measured over {load.requests} requests (the "
+            "kernel counts it in clock ticks); raise --requests"
+        )
     if batches:
         load = with_batches(load, before, batch_totals(base))
     done = max(1, load.requests - load.errors - load.shed)

@@ -104,7 +104,7 @@ def _backend_classifier(backend: str, model_path: Path, max_length: int) -> Any:
 
 
 def raw_throughput(
-    model_path: Path, max_length: int, sentences: list[str], backends: list[str]
+    model_path: Path, max_length: int, texts: list[str], backends: list[str]
 ) -> dict[str, Any]:
     """Texts/s of the bare model in this process, tokenization included, per batch size,
     for each backend side by side (``batches`` is torch's).
@@ -116,7 +116,6 @@ def raw_throughput(
     from infrastructure.serving.loaders import forward_plan
 
     results: dict[str, Any] = {"backends": {}}
-    texts = sentences[:1024]
     split = stored_test_split(model_path)
     for backend in backends:
         classifier = _backend_classifier(backend, model_path, max_length)
@@ -168,7 +167,7 @@ class RawProbe:
         self,
         model_path: Path,
         max_length: int,
-        sentences: list[str],
+        texts: list[str],
         size: int,
         backend: str = "torch",
     ):
@@ -177,7 +176,7 @@ class RawProbe:
 
         self.size = size
         self.backend = backend
-        self._texts = sentences[:1024]
+        self._texts = texts
         self._classifier = _backend_classifier(backend, model_path, max_length)
         self._max_tokens = forward_plan(TextServingSettings(), self._classifier.device).max_tokens
         self._classifier.predict_proba(self._texts[: size * 4], size, self._max_tokens)
@@ -326,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--runs", default="raw,service,unbatched,nobatch,cache,split,onnx,int8")
     parser.add_argument(
+        "--raw-texts", type=int, default=1024, help="texts per raw-model measurement"
+    )
+    parser.add_argument(
         "--model-tag",
         help="serve this BentoML model tag as is (no MLflow lookup, no training)",
     )
@@ -428,7 +430,8 @@ def main(argv: list[str] | None = None) -> int:
     backends = [
         b for b in ("torch", "onnx", "onnx-int8") if b == "torch" or runs & {"onnx", "int8"}
     ]
-    raw = raw_throughput(model_path, max_length, sentences, backends) if "raw" in runs else None
+    raw_texts = sentences[: args.raw_texts]
+    raw = raw_throughput(model_path, max_length, raw_texts, backends) if "raw" in runs else None
     results: list[LevelResult] = []
     extras: dict[str, Any] = {}
     for key in ("service", "unbatched", "nobatch", "cache", "split", "onnx", "int8"):
@@ -440,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         if raw and backend is not None and backend in raw["backends"]:
             batches = raw["backends"][backend]["batches"]
             best = max(batches, key=lambda size: batches[size]["rps"])
-            probe = RawProbe(model_path, max_length, sentences, int(best), backend)
+            probe = RawProbe(model_path, max_length, raw_texts, int(best), backend)
         found, extra = run_server(
             spec["name"],
             spec["command"],
@@ -460,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         results += found
         extras[spec["name"]] = extra
         if key == "service" and raw:
-            bracket(raw, raw_throughput(model_path, max_length, sentences, ["torch"]))
+            bracket(raw, raw_throughput(model_path, max_length, raw_texts, ["torch"]))
 
     print()
     if raw:
