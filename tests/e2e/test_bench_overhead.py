@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
-import bentoml
 import pytest
 
 from benchmarks.champions import REPO_ROOT
+from tests.support.benchmarks import stored_model_benchmark
 
 pytestmark = [pytest.mark.slow, pytest.mark.serve]
 
@@ -19,13 +18,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.serve]
 def test_short_overhead_benchmark_reports_cpu_per_request(
     tmp_path: Path, isolated_state: Path, text_champion: str
 ) -> None:
-    tag = str(bentoml.models.list(text_champion)[0].tag)
     output = tmp_path / "overhead.json"
     runs = "bare-starlette,service,synthetic-gpu,synthetic-gpu-split"
-    command = [sys.executable, "-m", "benchmarks.serving_overhead", "--home", str(isolated_state)]
+    command = stored_model_benchmark("serving_overhead", isolated_state, text_champion)
     # The kernel counts CPU time in 10 ms ticks: on a fast machine the floor's 300 requests
     # read zero in one level of ten, so each level spans several ticks.
-    command += ["--model-tag", tag, "--runs", runs, "--clients", "8", "--requests", "2000"]
+    command += ["--runs", runs, "--clients", "8", "--requests", "2000"]
     command += ["--warmup", "40", "--rounds", "2", "--output", str(output)]
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

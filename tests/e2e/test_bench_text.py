@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
-import bentoml
 import pytest
 
 from benchmarks.champions import REPO_ROOT
+from tests.support.benchmarks import stored_model_benchmark
 
 pytestmark = [pytest.mark.slow, pytest.mark.serve]
 
@@ -20,10 +19,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.serve]
 def test_short_text_benchmark_judges_each_backend_around_its_level(
     tmp_path: Path, isolated_state: Path, text_champion: str
 ) -> None:
-    tag = str(bentoml.models.list(text_champion)[0].tag)
     output = tmp_path / "text.json"
-    command = [sys.executable, "-m", "benchmarks.text_serving", "--home", str(isolated_state)]
-    command += ["--model-tag", tag, "--runs", "raw,service,int8", "--levels", "64"]
+    command = stored_model_benchmark("text_serving", isolated_state, text_champion)
+    command += ["--runs", "raw,service,int8", "--levels", "64"]
     command += ["--requests", "192", "--warmup", "32", "--raw-texts", "128"]
     command += ["--output", str(output)]
     # The smoke model (40 LoRA steps) loses more than a point to int8; the guard's own
