@@ -17,7 +17,14 @@ import asyncio
 import json
 import math
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import (
+    AsyncGenerator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    MutableMapping,
+)
 from typing import Any, Protocol
 
 from domain.security.api_keys import ApiKey, Role, authenticate
@@ -236,9 +243,7 @@ class RequestGuardMiddleware:
             nonlocal status, held_start, variant
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                for name, value in message.get("headers", []):
-                    if name == VARIANT_HEADER:
-                        variant = bytes(value).decode("latin-1")
+                variant = answered_variant(message.get("headers", []))
                 if status >= 400 and self.error_body is not None:
                     held_start = message  # sent with the rewritten body
                     return
@@ -426,11 +431,7 @@ class RequestGuardMiddleware:
                 if code < 400:
                     await send(start)
                     await send({"type": "http.response.body", "body": payload})
-                    variant = next(
-                        (bytes(v).decode("latin-1") for n, v in headers if n == VARIANT_HEADER),
-                        None,
-                    )
-                    return code, variant
+                    return code, answered_variant(headers)
                 await observed_send(start)
                 await observed_send({"type": "http.response.body", "body": payload})
                 return None
@@ -572,6 +573,14 @@ class RequestGuardMiddleware:
             headers.append((b"retry-after", str(retry_after).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if head else payload})
+
+
+def answered_variant(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The variant that answered, from a response's headers (None if none is named)."""
+    for name, value in headers:
+        if name == VARIANT_HEADER:
+            return bytes(value).decode("latin-1")
+    return None
 
 
 def _client_address(scope: Scope) -> str:
