@@ -110,6 +110,13 @@ class ServingSettings(BaseSettings):
     max_concurrency: int = Field(
         default=256, ge=0, description="in-flight requests per worker; 429 above (0: no limit)"
     )
+    adaptive_concurrency: bool = Field(
+        default=True,
+        description=(
+            "let a worker take more than MAX_CONCURRENCY in flight, up to the answers per "
+            "second it measured x MAX_LATENCY_MS (false: MAX_CONCURRENCY is a fixed count)"
+        ),
+    )
     timeout_s: int = Field(
         default=30, ge=0, description="504 for a request still running after it (0: BentoML's 60 s)"
     )

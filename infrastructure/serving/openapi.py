@@ -58,8 +58,9 @@ ERROR_STATUSES: dict[int, str] = {
     413: "The request body is over the size limit",
     415: "The body's content type is not the API's (application/json; multipart/form-data "
     "with a boundary for jobs/submit)",
-    429: "Too many requests in flight (max_concurrency), the work queued ahead would "
-    "outlast max_latency_ms (shed on arrival), or the client is over its rate "
+    429: "Too many requests in flight (max_concurrency, or with adaptive_concurrency the "
+    "worker's measured answers per second x max_latency_ms when higher), the work queued "
+    "ahead would outlast max_latency_ms (shed on arrival), or the client is over its rate "
     "(rate_limit_per_key); retry after `Retry-After` seconds",
     502: "Behind the edge (HAProxy) only: the service closed the connection without an "
     "answer, three times (workers restarting); retry after `Retry-After` seconds",

@@ -28,6 +28,7 @@ from collections.abc import (
 from typing import Any, Protocol
 
 from domain.security.api_keys import ApiKey, Role, authenticate
+from infrastructure.serving.in_flight_limit import InFlightLimit
 from infrastructure.serving.openapi import RETRY_AFTER_STATUSES
 from infrastructure.serving.rate_limit import KeyRateLimiter
 
@@ -179,6 +180,7 @@ class RequestGuardMiddleware:
         authorize: Authorizer | None = None,
         body_timeout_s: float = 10.0,
         max_in_flight: int = 0,
+        in_flight_latency_bound_s: float = 0.0,
         upload_endpoints: Mapping[str, int] | None = None,
         rate_limit: KeyRateLimiter | None = None,
         rate_limited_endpoints: frozenset[str] = frozenset(),
@@ -207,6 +209,10 @@ class RequestGuardMiddleware:
         self.timeout_s = timeout_s
         self._answer_deadlines = RequestDeadlines(tick_s=min(1.0, timeout_s / 10))
         self.max_in_flight = max_in_flight
+        # Above max_in_flight, up to what this worker answers within the latency bound
+        # (``in_flight_limit``); 0 s keeps max_in_flight a fixed count.
+        self._limit = InFlightLimit(max_in_flight, in_flight_latency_bound_s)
+        self._follows_rate = bool(max_in_flight and in_flight_latency_bound_s)
         self._in_flight = 0
         self.authorize = authorize
         self.endpoints = endpoints
@@ -278,17 +284,15 @@ class RequestGuardMiddleware:
         if gauge is not None:
             gauge.add(endpoint, 1)
         try:
-            if self.max_in_flight and self._in_flight > self.max_in_flight:
+            if (
+                self.max_in_flight
+                and self._in_flight > self.max_in_flight
+                and self._in_flight > (limit := self._limit.current())
+            ):
                 # Refused before the body is read or anything is parsed: the cheapest
                 # answer the worker can give when more requests arrive than it can serve.
                 status = 429
-                await self._refuse(
-                    send,
-                    429,
-                    f"overloaded: {self.max_in_flight} requests are in flight in this worker "
-                    "(MAX_CONCURRENCY); retry later",
-                    retry_after=True,
-                )
+                await self._refuse(send, 429, self._over_limit(limit), retry_after=True)
                 return
             key: ApiKey | None = None
             if self.authorize is not None:
@@ -375,7 +379,21 @@ class RequestGuardMiddleware:
             self._in_flight -= 1
             if gauge is not None:
                 gauge.add(endpoint, -1)
-            self.observe(endpoint, status, time.perf_counter() - started, variant)
+            finished = time.perf_counter()
+            if self._follows_rate and status not in RETRY_AFTER_STATUSES:
+                self._limit.answered(finished)
+            self.observe(endpoint, status, finished - started, variant)
+
+    def _over_limit(self, limit: int) -> str:
+        if limit > self.max_in_flight:
+            why = (
+                f"MAX_CONCURRENCY {self.max_in_flight}, raised to the "
+                f"{self._limit.rate:.0f} answers/s it measured x the "
+                f"{self._limit.latency_bound_s * 1000:.0f} ms latency bound"
+            )
+        else:
+            why = "MAX_CONCURRENCY"
+        return f"overloaded: {limit} requests are in flight in this worker ({why}); retry later"
 
     async def _metrics(self, scope: Scope, send: Send) -> None:
         """GET (and HEAD) /metrics, as BentoML's route answered them; 405 for the rest."""

@@ -270,6 +270,9 @@ def guard_middleware(
             "max_body_bytes": settings.max_body_bytes,
             "body_timeout_s": settings.body_timeout_s,
             "max_in_flight": settings.max_concurrency,
+            "in_flight_latency_bound_s": settings.max_latency_ms / 1000.0
+            if settings.adaptive_concurrency
+            else 0.0,
             "observe": state.observe_request,
             "limit_setting": f"{prefix}MAX_BODY_BYTES",
             "unavailable": state.unavailable,

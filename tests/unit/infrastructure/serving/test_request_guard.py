@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
+
+import pytest
 
 from infrastructure.serving.openapi import error_body
 from infrastructure.serving.request_guard import Message, RequestGuardMiddleware
@@ -201,34 +204,8 @@ def test_a_body_trickled_past_the_timeout_gets_408_and_the_app_never_runs() -> N
 
 
 def test_requests_beyond_the_in_flight_limit_get_429_with_retry_after_at_once() -> None:
-    release = asyncio.Event()
-
-    async def slow_app(scope: Any, receive: Any, send: Any) -> None:
-        await release.wait()
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"[]"})
-
-    guard = RequestGuardMiddleware(
-        slow_app,
-        endpoints=frozenset({"classify"}),
-        max_body_bytes=1000,
-        observe=lambda *event: None,
-        error_body=error_body,
-        max_in_flight=2,
-    )
-
-    async def one() -> list[Message]:
-        sent: list[Message] = []
-
-        async def receive() -> Message:
-            return {"type": "http.request", "body": b"{}", "more_body": False}
-
-        async def send(message: Message) -> None:
-            sent.append(message)
-
-        scope = {"type": "http", "path": "/classify", "headers": [], "method": "POST"}
-        await guard(scope, receive, send)
-        return sent
+    guard, hold, (one, release) = _held_guard(max_in_flight=2)
+    hold.set()
 
     async def scenario() -> list[list[Message]]:
         held = [asyncio.create_task(one()) for _ in range(2)]
@@ -420,3 +397,96 @@ def test_a_cancelled_direct_answer_is_not_mistaken_for_a_timeout() -> None:
     )
     assert _cancelled_midway(guard, receive) == []
     assert not guard._answer_deadlines._due, "the deadline outlived its request"
+
+
+def _held_guard(
+    status: int = 200, **options: Any
+) -> tuple[RequestGuardMiddleware, asyncio.Event, Any]:
+    """A guard over an app that answers ``status`` at once, or holds every request while
+    ``hold`` is set, and a coroutine function that sends one request through it."""
+    hold = asyncio.Event()
+    release = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if hold.is_set():
+            await release.wait()
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b"[]"})
+
+    guard = RequestGuardMiddleware(
+        app,
+        endpoints=frozenset({"classify"}),
+        max_body_bytes=1000,
+        observe=lambda *event: None,
+        error_body=error_body,
+        **options,
+    )
+
+    async def one() -> list[Message]:
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "path": "/classify", "headers": [], "method": "POST"}
+        await guard(scope, receive, send)
+        return sent
+
+    return guard, hold, (one, release)
+
+
+@pytest.mark.parametrize("adaptive", [True, False])
+def test_a_worker_that_answered_fast_takes_more_than_max_concurrency_in_flight(
+    adaptive: bool,
+) -> None:
+    # Given a guard with MAX_CONCURRENCY 4 whose worker answered about 200 requests/s
+    # for a second (with a 1 s latency bound when adaptive)
+    guard, hold, (one, release) = _held_guard(
+        max_in_flight=4, in_flight_latency_bound_s=1.0 if adaptive else 0.0
+    )
+
+    async def scenario() -> list[int]:
+        started = time.perf_counter()
+        while time.perf_counter() - started < 1.05:
+            await one()
+            await asyncio.sleep(0.005)
+        await one()  # closes the measured window
+        # When 20 requests are held in flight, and one more arrives
+        hold.set()
+        held = [asyncio.create_task(one()) for _ in range(20)]
+        await asyncio.sleep(0.05)
+        extra = await asyncio.wait_for(one(), 1.0) if not adaptive else None
+        release.set()
+        answers = await asyncio.gather(*held)
+        statuses = [sent[0]["status"] for sent in answers]
+        return statuses + ([extra[0]["status"]] if extra else [])
+
+    statuses = asyncio.run(scenario())
+    if adaptive:
+        # Then all 20 were taken in: the worker showed it answers them within the bound
+        assert guard._limit.rate > 40
+        assert statuses == [200] * 20
+    else:
+        # Then the fixed count refused all but 4 of them
+        assert statuses.count(200) == 4 and statuses.count(429) == 17
+    assert guard._in_flight == 0
+
+
+def test_sheds_do_not_count_as_answers_for_the_in_flight_limit() -> None:
+    # Given a worker whose every answer is a shed (429)
+    guard, _, (one, _) = _held_guard(429, max_in_flight=4, in_flight_latency_bound_s=1.0)
+
+    # When it sheds for over a second
+    async def scenario() -> None:
+        started = time.perf_counter()
+        while time.perf_counter() - started < 1.05:
+            await one()
+            await asyncio.sleep(0.005)
+        await one()
+
+    asyncio.run(scenario())
+    # Then its measured rate stays at zero, and the limit at MAX_CONCURRENCY
+    assert guard._limit.rate == 0.0 and guard._limit.current() == 4
