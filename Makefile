@@ -48,7 +48,7 @@ EDGE_QUEUE_TEXT ?= 128
 LOAD_USERS ?= 32
 LOAD_TIME ?= 30s
 
-.PHONY: help install system-deps monitor-local monitor-up monitor-down overload chaos soak format lint test clean checkgpu verify-lock train validate promote rollback canary models demo champion text-champion build build-text serve serve-tabular serve-text bench bench-tabular bench-text bench-overhead bench-score load load-text k8s-validate system-deps-containers base-image containerize containerize-text container-test
+.PHONY: help install system-deps monitor-local monitor-up monitor-down overload chaos soak format lint test clean checkgpu verify-lock train validate promote rollback canary models demo champion text-champion build build-text serve serve-tabular serve-text bench bench-tabular bench-text bench-overhead bench-score gpu-kit load load-text k8s-validate system-deps-containers base-image containerize containerize-text container-test
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -187,6 +187,9 @@ bench-text: install ## Text service vs its raw model, an unbatched server, batch
 
 bench-overhead: install ## Serving cost per request without a GPU: zero-cost and synthetic-GPU models vs bare uvicorn, one run per knob
 	$(PY) -m benchmarks.serving_overhead
+
+gpu-kit: install ## .gpu/: wheels (Python 3.12) + the text champion in fp16, for benchmarks/gpu_check.sh on a lent GPU machine
+	$(PY) -m benchmarks.gpu_kit build
 
 bench-score: install ## mlops score vs the model alone: 500k tabular rows (CSV, Parquet; logistic regression, 300-tree forest), 4k sentences
 	$(PY) -m benchmarks.batch_scoring

@@ -3,6 +3,7 @@ int8 service) measured around the 64-client level when it was, else against the 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from benchmarks.http_load import LevelResult
@@ -59,3 +60,25 @@ def test_int8_is_judged_against_its_own_raw_rate_around_its_level() -> None:
     swept = _int8_check({"bentoml-batched": {"raw_around": around}})  # torch's: not int8's
     assert swept["value"] == 0.54 and not swept["met"]
     assert "from the sweep" in swept["name"]
+
+
+def _gpu_check(levels: list[LevelResult], device: str = "cuda") -> dict[str, Any] | None:
+    checks = evaluate(levels, {**RAW, "device": device}, {}, max_latency_ms=1000)
+    return next((c for c in checks if c["name"].startswith("GPU:")), None)
+
+
+def test_on_a_gpu_the_best_clean_level_of_either_topology_is_judged_against_5000_rps() -> None:
+    # Given the split topology at 5,400 rps with 0 errors, the single worker at 1,150
+    split = _level(5400.0, "bentoml-split")
+    check = _gpu_check([_level(1150.0), split])
+    assert check is not None and check["value"] == 5400.0 and check["met"]
+    # A level with errors, or a p99 over twice the bound, does not count
+    failing = [_level(1150.0), replace(split, errors=3)]
+    slow = [_level(1150.0), replace(split, p99_ms=2500.0)]
+    for levels in (failing, slow):
+        check = _gpu_check(levels)
+        assert check is not None and check["value"] == 1150.0 and not check["met"]
+
+
+def test_on_a_cpu_there_is_no_gpu_check() -> None:
+    assert _gpu_check([_level(171.0)], device="cpu") is None
