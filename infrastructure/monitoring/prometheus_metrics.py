@@ -453,6 +453,29 @@ def _in_flight_family() -> Gauge:
     )
 
 
+@cache
+def _in_flight_limit_family() -> Gauge:
+    # "livesum", as the in-flight count: the pod's ceiling is its live workers' together.
+    return Gauge(
+        "mlops_in_flight_limit",
+        "Requests a service's workers take in at once before 429: MAX_CONCURRENCY, or each "
+        "worker's measured answers per second x MAX_LATENCY_MS when higher",
+        ["service"],
+        multiprocess_mode="livesum",
+    )
+
+
+class PrometheusInFlightLimit:
+    """``mlops_in_flight_limit``, set by the request guard's limit when it moves (at most
+    once a second), so an operator who sees 429s sees the ceiling they came from."""
+
+    def __init__(self, service: str) -> None:
+        self._series = _in_flight_limit_family().labels(service)
+
+    def __call__(self, limit: int) -> None:
+        self._series.set(limit)
+
+
 class PrometheusRequestsInFlight(DeferredWrites):
     """``mlops_requests_in_flight``, kept by the request guard.
 

@@ -38,6 +38,7 @@ class InFlightLimit:
         floor: int,
         latency_bound_s: float = 0.0,
         clock: Callable[[], float] = time.perf_counter,
+        on_change: Callable[[int], None] | None = None,
     ) -> None:
         if floor < 0 or latency_bound_s < 0:
             raise ValueError("floor and latency_bound_s are >= 0")
@@ -47,6 +48,11 @@ class InFlightLimit:
         self._window_start = clock()
         self._answered = 0
         self._rate = 0.0
+        # Told the ceiling now and whenever a window moves it (a gauge).
+        self._on_change = on_change
+        self._reported = self.current()
+        if on_change is not None:
+            on_change(self._reported)
 
     @property
     def rate(self) -> float:
@@ -65,6 +71,9 @@ class InFlightLimit:
         # second: idleness says nothing about how fast the worker is.
         self._rate = max(self._answered / elapsed, self._rate * DECAY)
         self._window_start, self._answered = now, 0
+        if self._on_change is not None and (limit := self.current()) != self._reported:
+            self._reported = limit
+            self._on_change(limit)
 
     def current(self) -> int:
         """The ceiling now: never below ``floor``."""

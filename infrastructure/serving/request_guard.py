@@ -189,6 +189,7 @@ class RequestGuardMiddleware:
         direct_endpoints: frozenset[str] = frozenset(),
         metrics: MetricsExposition | None = None,
         in_flight_gauge: InFlightGauge | None = None,
+        in_flight_limit_gauge: Callable[[int], None] | None = None,
         timeout_s: float = 60.0,
     ) -> None:
         self.app = app
@@ -211,7 +212,11 @@ class RequestGuardMiddleware:
         self.max_in_flight = max_in_flight
         # Above max_in_flight, up to what this worker answers within the latency bound
         # (``in_flight_limit``); 0 s keeps max_in_flight a fixed count.
-        self._limit = InFlightLimit(max_in_flight, in_flight_latency_bound_s)
+        self._limit = InFlightLimit(
+            max_in_flight,
+            in_flight_latency_bound_s,
+            on_change=in_flight_limit_gauge if max_in_flight else None,
+        )
         self._follows_rate = bool(max_in_flight and in_flight_latency_bound_s)
         self._in_flight = 0
         self.authorize = authorize

@@ -20,7 +20,10 @@ from pydantic import StringConstraints
 
 from domain.security.api_keys import Role
 from infrastructure.config.settings import MlopsSettings, ServingSettings
-from infrastructure.monitoring.prometheus_metrics import PrometheusRequestsInFlight
+from infrastructure.monitoring.prometheus_metrics import (
+    PrometheusInFlightLimit,
+    PrometheusRequestsInFlight,
+)
 from infrastructure.security.json_key_store import JsonKeyStore
 from infrastructure.serving.direct_api import DirectApis
 from infrastructure.serving.openapi import COMMON_ERRORS, error_body, service_openapi
@@ -214,6 +217,7 @@ class ServiceBlueprint:
             openapi=lambda: service_openapi(service, errors, SUCCESS_STATUS),
             metrics=prometheus_exposition,
             in_flight_gauge=PrometheusRequestsInFlight(service.name),
+            in_flight_limit_gauge=PrometheusInFlightLimit(service.name),
             timeout_s=self.config.get("traffic", {}).get("timeout", BENTOML_DEFAULT_TIMEOUT_S),
         )
         return service

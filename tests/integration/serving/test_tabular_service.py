@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -235,6 +236,9 @@ def test_health_and_metrics_families(client: TestClient) -> None:
         'mlops_requests_in_flight{endpoint="classify",service="tabular_classifier"}',
     ):
         assert family in text, family
+    # The in-flight ceiling: MAX_CONCURRENCY (256), or more once a second measured more.
+    limit = re.search(r'^mlops_in_flight_limit\{service="tabular_classifier"\} (\S+)$', text, re.M)
+    assert limit is not None and float(limit.group(1)) >= 256
     assert 'class="setosa"' in text and f'model="{MODEL}"' in text
     assert 'variant="champion"' in text
     # BentoML's per-request middleware is off by default (REQUEST_METRICS).

@@ -11,8 +11,10 @@ from prometheus_client import Histogram
 
 from infrastructure.monitoring.prometheus_metrics import (
     DeferredHistogram,
+    PrometheusInFlightLimit,
     PrometheusRequestsInFlight,
     _in_flight_family,
+    _in_flight_limit_family,
     observe_all,
 )
 
@@ -99,3 +101,11 @@ def test_deferred_observations_are_written_a_moment_later_on_a_loop() -> None:
     deferred.observe(4.0)  # no event loop: written at once
     counts.append(count())
     assert counts == [0.0, 3.0, 7.0]
+
+
+def test_the_in_flight_limit_gauge_holds_the_last_ceiling_set() -> None:
+    service = f"svc-{uuid.uuid4().hex}"
+    gauge = PrometheusInFlightLimit(service)
+    gauge(256)
+    gauge(4800)
+    assert _in_flight_limit_family().labels(service)._value.get() == 4800

@@ -77,3 +77,14 @@ def test_an_idle_spell_decays_the_rate_once() -> None:
 def test_negative_settings_are_refused() -> None:
     with pytest.raises(ValueError, match=">= 0"):
         InFlightLimit(-1, 1.0)
+
+
+def test_the_ceiling_is_reported_at_once_and_whenever_a_window_moves_it() -> None:
+    clock = Clock()
+    reported: list[int] = []
+    limit = InFlightLimit(256, 1.0, clock, on_change=reported.append)
+    assert reported == [256]  # the floor, before anything is measured
+    _answer(limit, clock, 100, 1.0)  # below the floor: nothing new to report
+    assert reported == [256]
+    _answer(limit, clock, 3000, 1.0)
+    assert len(reported) == 2 and reported[-1] == limit.current() > 2900
