@@ -92,6 +92,23 @@ KIT_PACKAGES = (
 )
 
 
+IMAGE_PACKAGES = REPO_ROOT / "benchmarks" / "reference" / "gpu_image_packages.txt"
+
+
+def image_packages(listing: Path = IMAGE_PACKAGES) -> set[str]:
+    """The GPU image's distributions (normalized names), from the committed listing."""
+    lines = listing.read_text().splitlines()
+    return {_normalized(line) for line in lines if line.strip() and not line.startswith("#")}
+
+
+def distributions_of(modules: set[str]) -> set[str]:
+    """The installed distributions (normalized names) that provide these top-level modules."""
+    import importlib.metadata
+
+    provided = importlib.metadata.packages_distributions()
+    return {_normalized(dist) for module in modules for dist in provided.get(module, ())}
+
+
 def locked_versions(names: tuple[str, ...], lock: Path = REPO_ROOT / "poetry.lock") -> list[str]:
     """``name==version`` for each of ``names``, as ``poetry.lock`` pins it."""
     from infrastructure.dependencies.lock_constraints import read_lock, version_of

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -8,6 +10,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from benchmarks import gpu_kit
+from benchmarks.champions import REPO_ROOT
 
 
 def test_every_kit_package_is_pinned_by_the_lock() -> None:
@@ -85,3 +88,28 @@ def test_restore_puts_fp32_weights_in_a_store_and_names_the_tag(tmp_path: Path) 
     restored = load_file(str(stored / "v1" / gpu_kit.WEIGHTS))["w"]
     assert restored.dtype == torch.float32
     assert torch.allclose(restored, original, rtol=1e-3, atol=1e-3)
+
+
+def test_what_the_text_service_imports_is_in_the_kit_or_the_gpu_image() -> None:
+    # Given the modules a text worker and the benchmark have once their code is imported:
+    # BentoML's worker, the text service and runner modules, the loaders and the
+    # classifier (the entrypoint itself builds the service, which needs a stored model;
+    # lazy imports inside functions are the README dry run's to catch)
+    code = (
+        "import json, sys\n"
+        "import _bentoml_impl.worker.service, benchmarks.text_serving\n"
+        "import infrastructure.serving.text_service, infrastructure.serving.text_runner\n"
+        "import infrastructure.serving.loaders, infrastructure.ml.text.classifier\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported = gpu_kit.distributions_of(set(json.loads(done.stdout)))
+    assert {"bentoml", "pydantic", "torch", "transformers"} <= imported  # it saw them
+    # Then every distribution among them travels in the kit or is on the GPU image
+    carried = {gpu_kit._normalized(name) for name in gpu_kit.KIT_PACKAGES}
+    project = {gpu_kit._normalized("bento-mlops")}
+    missing = imported - carried - gpu_kit.image_packages() - project
+    assert not missing, f"add to KIT_PACKAGES (or the image listing): {sorted(missing)}"
