@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -30,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.champions import REPO_ROOT, champion_tag, ensure_champion, use_stores
+from benchmarks.text_serving import MODEL, QUICK_CONFIG
+from infrastructure.dependencies.lock_constraints import normalize_name, read_lock, version_of
 
-MODEL = "sst2-sentiment"
-QUICK_CONFIG = "configs/sst2_quick.yaml"
 KIT = REPO_ROOT / ".gpu"
 DEVICE_PYTHON = "3.12"
 # What travels: the working tree and the kit together (the device tool's limit).
@@ -40,7 +39,6 @@ CARRY_LIMIT_BYTES = 64 * 1024 * 1024
 WEIGHTS = "model.safetensors"
 # Left behind: the GPU runs torch, and onnx/ is re-exported on first use if ever asked for.
 LEFT_OUT = ("onnx",)
-TAG_FILE = "kit_tag"
 # The distributions the text benchmark and `bentoml serve` of the text service (single and
 # split topologies) import, less those the GPU image already has. Found by tracing the
 # modules of every process of `benchmarks.text_serving --model-tag TAG --runs
@@ -98,7 +96,7 @@ IMAGE_PACKAGES = REPO_ROOT / "benchmarks" / "reference" / "gpu_image_packages.tx
 def image_packages(listing: Path = IMAGE_PACKAGES) -> set[str]:
     """The GPU image's distributions (normalized names), from the committed listing."""
     lines = listing.read_text().splitlines()
-    return {_normalized(line) for line in lines if line.strip() and not line.startswith("#")}
+    return {normalize_name(line) for line in lines if line.strip() and not line.startswith("#")}
 
 
 def distributions_of(modules: set[str]) -> set[str]:
@@ -106,13 +104,11 @@ def distributions_of(modules: set[str]) -> set[str]:
     import importlib.metadata
 
     provided = importlib.metadata.packages_distributions()
-    return {_normalized(dist) for module in modules for dist in provided.get(module, ())}
+    return {normalize_name(dist) for module in modules for dist in provided.get(module, ())}
 
 
 def locked_versions(names: tuple[str, ...], lock: Path = REPO_ROOT / "poetry.lock") -> list[str]:
     """``name==version`` for each of ``names``, as ``poetry.lock`` pins it."""
-    from infrastructure.dependencies.lock_constraints import read_lock, version_of
-
     packages = read_lock(lock)
     return [f"{name}=={version_of(packages, name)}" for name in names]
 
@@ -150,21 +146,19 @@ def download_command(
     ]
 
 
-def cast_weights(source: Path, target: Path, dtype: str) -> dict[str, int]:
+def cast_weights(source: Path, target: Path, dtype: str) -> None:
     """The safetensors file at ``source`` with its floating-point tensors cast to ``dtype``
-    (``float16`` or ``float32``), written to ``target``; tensors by dtype, written."""
+    (``float16`` or ``float32``), written to ``target``."""
     import torch
     from safetensors.torch import load_file, save_file
 
     wanted = getattr(torch, dtype)
     tensors = load_file(str(source))
-    counts: dict[str, int] = {}
-    cast = {}
-    for name, tensor in tensors.items():
-        cast[name] = tensor.to(wanted) if tensor.is_floating_point() else tensor
-        counts[str(cast[name].dtype)] = counts.get(str(cast[name].dtype), 0) + 1
+    cast = {
+        name: tensor.to(wanted) if tensor.is_floating_point() else tensor
+        for name, tensor in tensors.items()
+    }
     save_file(cast, str(target), metadata={"format": "pt"})
-    return counts
 
 
 def copy_model(entry: Path, target: Path) -> None:
@@ -174,12 +168,8 @@ def copy_model(entry: Path, target: Path) -> None:
     cast_weights(entry / WEIGHTS, target / WEIGHTS, "float16")
 
 
-def tree_bytes(root: Path, skip: tuple[str, ...] = ()) -> int:
-    return sum(
-        path.stat().st_size
-        for path in root.rglob("*")
-        if path.is_file() and not any(part in skip for part in path.relative_to(root).parts)
-    )
+def tree_bytes(root: Path) -> int:
+    return sum(path.stat().st_size for path in root.rglob("*") if path.is_file())
 
 
 def working_tree_bytes() -> int:
@@ -234,19 +224,15 @@ def _has_wheel(wheels: list[str], requirement: str) -> bool:
     # A wheel's file name is `{name}-{version}-...`, the name with `_` (or, in older ones,
     # `.`) for `-`: compared normalized.
     name, _, version = requirement.partition("==")
-    wanted = (_normalized(name), version)
+    wanted = (normalize_name(name), version)
     return any(
-        (_normalized(wheel.split("-")[0]), wheel.split("-")[1]) == wanted for wheel in wheels
+        (normalize_name(wheel.split("-")[0]), wheel.split("-")[1]) == wanted for wheel in wheels
     )
 
 
-def _normalized(name: str) -> str:
-    return re.sub(r"[-_.]+", "_", name).lower()
-
-
 def restore(kit: Path, home: Path) -> str:
-    """The kit's model into ``home``'s BentoML store with fp32 weights; its tag, also
-    written to ``home/kit_tag`` for the shell script."""
+    """The kit's model into ``home``'s BentoML store with fp32 weights; its tag (the shell
+    script reads it from the output)."""
     manifest = json.loads((kit / "manifest.json").read_text())
     name, version = manifest["tag"].split(":")
     target = home / "bentoml" / "models" / name / version
@@ -255,7 +241,6 @@ def restore(kit: Path, home: Path) -> str:
     shutil.copytree(kit / "store" / name / version, target)
     cast_weights(target / WEIGHTS, target / WEIGHTS, "float32")
     (target.parent / "latest").write_text(version)
-    (home / TAG_FILE).write_text(manifest["tag"])
     return str(manifest["tag"])
 
 

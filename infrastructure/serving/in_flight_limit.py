@@ -44,7 +44,7 @@ class InFlightLimit:
             raise ValueError("floor and latency_bound_s are >= 0")
         self.floor = floor
         self.latency_bound_s = latency_bound_s
-        self._clock = clock
+        # The first window starts now; later times come with each answer (``answered``).
         self._window_start = clock()
         self._answered = 0
         self._rate = 0.0

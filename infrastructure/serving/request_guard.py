@@ -289,6 +289,7 @@ class RequestGuardMiddleware:
         if gauge is not None:
             gauge.add(endpoint, 1)
         try:
+            # The floor first: below it (nearly every request) the limit is not consulted.
             if (
                 self.max_in_flight
                 and self._in_flight > self.max_in_flight
