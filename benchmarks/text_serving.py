@@ -5,7 +5,8 @@ GLUE validation and dev sentences, one sentence per request):
 
 a) raw in-process throughput of the model at batch sizes 1, 8, 32 and 64 (and 256 on a
    GPU): the limit, for torch, ONNX Runtime fp32 and int8 side by side (with each one's
-   test-split accuracy);
+   test-split accuracy), each configured as the service's settings configure it, and int8
+   also scoring one pass at a time (``ONNX_SIDE_BY_SIDE`` off) for comparison;
    torch's run is repeated after the service's sweep and the two are averaged; each
    judged backend's best batch (torch, and int8 when it runs) is measured again just before
    and just after its service's 64-client level, which its 0.9x target is judged against
@@ -96,18 +97,29 @@ def load_sentences() -> list[str]:
     return shuffled
 
 
+# ONNX int8 scored one pass at a time on every thread, as the service did before
+# ``ONNX_SIDE_BY_SIDE``: measured raw only, next to the served configuration.
+ONE_PASS_INT8 = "onnx-int8-one-pass"
+
+
 def _backend_classifier(backend: str, model_path: Path, max_length: int) -> Any:
+    """``backend`` as the service's settings (this environment's) configure it."""
+    from infrastructure.config.settings import TextServingSettings
     from infrastructure.ml.text import onnx_backend
     from infrastructure.ml.text.classifier import TransformersTextClassifier
 
     if backend == "torch":
         return TransformersTextClassifier.load(model_path, max_length)
+    settings = TextServingSettings()
     exported = (
         onnx_backend.export_onnx(model_path)
         if backend == "onnx"
         else onnx_backend.quantize_int8(model_path)
     )
-    return onnx_backend.OnnxTextClassifier.load(model_path, exported, max_length)
+    side_by_side = settings.onnx_side_by_side and backend != ONE_PASS_INT8
+    return onnx_backend.OnnxTextClassifier.load(
+        model_path, exported, max_length, settings.torch_threads, side_by_side
+    )
 
 
 def raw_throughput(
@@ -126,10 +138,11 @@ def raw_throughput(
     split = stored_test_split(model_path)
     for backend in backends:
         classifier = _backend_classifier(backend, model_path, max_length)
-        plan = forward_plan(TextServingSettings(), classifier.device)
+        plan = forward_plan(TextServingSettings(), classifier)
         entry: dict[str, Any] = {
             "device": classifier.device,
             "forward_max_tokens": plan.max_tokens,
+            "passes_side_by_side": getattr(classifier, "side_by_side", 1),
             "batches": {},
         }
         if split is not None:
@@ -186,7 +199,7 @@ class RawProbe:
         self.backend = backend
         self._texts = texts
         self._classifier = _backend_classifier(backend, model_path, max_length)
-        self._max_tokens = forward_plan(TextServingSettings(), self._classifier.device).max_tokens
+        self._max_tokens = forward_plan(TextServingSettings(), self._classifier).max_tokens
         self._classifier.predict_proba(self._texts[: size * 4], size, self._max_tokens)
 
     def __call__(self) -> float:
@@ -438,9 +451,11 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
 
-    backends = [
-        b for b in ("torch", "onnx", "onnx-int8") if b == "torch" or runs & {"onnx", "int8"}
-    ]
+    onnx_runs = bool(runs & {"onnx", "int8"})
+    # The one-pass int8 row only when the served int8 is not that configuration already.
+    backends = ["torch"] + (["onnx", "onnx-int8"] if onnx_runs else [])
+    if onnx_runs and TextServingSettings().onnx_side_by_side:
+        backends.append(ONE_PASS_INT8)
     raw_texts = sentences[: args.raw_texts]
     raw = raw_throughput(model_path, max_length, raw_texts, backends) if "raw" in runs else None
     results: list[LevelResult] = []

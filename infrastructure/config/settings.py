@@ -303,7 +303,8 @@ class TextServingSettings(ServingSettings):
     forward_max_tokens: int = Field(
         default=0,
         ge=0,
-        description="padded tokens per forward pass; 0: 256 on CPU, a whole batch on a GPU",
+        description="padded tokens per forward pass; 0: 256 on CPU (128 for ONNX Runtime's "
+        "side-by-side passes), a whole batch on a GPU",
     )
     device: Literal["auto", "cuda", "mps", "cpu"] = Field(
         default="auto", description="auto: CUDA when torch sees it, else CPU"
@@ -322,6 +323,12 @@ class TextServingSettings(ServingSettings):
     backend: Literal["torch", "onnx", "onnx-int8"] = Field(
         default="torch",
         description="torch; ONNX Runtime (exported on first load); ONNX Runtime int8",
+    )
+    onnx_side_by_side: bool = Field(
+        default=True,
+        description="ONNX Runtime spends its threads (TORCH_THREADS, 0: every usable core) "
+        "on that many forward passes at once, one thread each, instead of on one pass at a "
+        "time (1.5x the texts/s on 2 cores)",
     )
     precision: Literal["fp32", "tf32", "bf16", "fp16"] = Field(
         default="fp32",

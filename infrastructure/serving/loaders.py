@@ -36,10 +36,6 @@ logger = logging.getLogger(__name__)
 
 Row = tuple[Any, ...]
 
-# Measured on 2 CPU cores over SST-2 sentences (README, "Serve (text)"): length-sorted passes
-# of at most 256 padded tokens served 277-355 texts/s at batch 64, passes of 8 texts 220-306
-# and one pass of 64 texts 130; budgets of 96-128 tokens lost at batch 64, 1024+ at every size.
-CPU_FORWARD_TOKENS = 256
 # Warm-up batches are padded to the model's max length: the most expensive shape it serves.
 WARMUP_SENTENCE = "a warm , funny and thoroughly engaging film that never loses its way . "
 SMOKE_TEXTS = ["a fine film .", "dull and lifeless ."]
@@ -253,15 +249,14 @@ class ForwardPlan:
     max_tokens: int
 
 
-def forward_plan(settings: TextServingSettings, device: str) -> ForwardPlan:
-    """The setting's token budget, else small length-sorted passes on CPU, whole batches on GPU.
+def forward_plan(settings: TextServingSettings, classifier: Any) -> ForwardPlan:
+    """The setting's token budget, else the classifier's own (``forward_tokens``): small
+    length-sorted passes on CPU, whole batches on GPU.
 
     On CPU, cost grows with the padded tokens a pass computes, and short passes of texts of
     similar length pad least; a GPU runs a large pass in about the time of a small one.
     """
-    tokens = settings.forward_max_tokens
-    if not tokens and device == "cpu":
-        tokens = CPU_FORWARD_TOKENS
+    tokens = settings.forward_max_tokens or int(classifier.forward_tokens)
     return ForwardPlan(max(settings.max_batch_size, settings.max_instances), tokens)
 
 
@@ -277,6 +272,8 @@ class BackendRecord:
 
     name: str = "torch"
     accuracy: dict[str, float] = field(default_factory=dict)
+    # Forward passes scored at once (ONNX Runtime's ``ONNX_SIDE_BY_SIDE``), one thread each.
+    passes_side_by_side: int = 1
 
 
 class TextScorer:
@@ -423,7 +420,7 @@ class TransformersModelLoader:
         scorer = TextScorer.with_cache(
             classifier,
             version,
-            forward_plan(settings, classifier.device),
+            forward_plan(settings, classifier),
             settings,
             self._on_cache,
         )
@@ -471,13 +468,17 @@ class TransformersModelLoader:
 
         exported = onnx_backend.export_onnx(folder)
         fp32 = onnx_backend.OnnxTextClassifier.load(
-            folder, exported, max_length, settings.torch_threads
+            folder, exported, max_length, settings.torch_threads, settings.onnx_side_by_side
         )
         if settings.backend == "onnx":
-            return fp32, BackendRecord("onnx")
+            return fp32, BackendRecord("onnx", passes_side_by_side=fp32.side_by_side)
         texts, labels = held_out_split(tag, folder, "backend onnx-int8")
         int8 = onnx_backend.OnnxTextClassifier.load(
-            folder, onnx_backend.quantize_int8(folder), max_length, settings.torch_threads
+            folder,
+            onnx_backend.quantize_int8(folder),
+            max_length,
+            settings.torch_threads,
+            settings.onnx_side_by_side,
         )
         before, after = accuracy(fp32, texts, labels), accuracy(int8, texts, labels)
         figures = {"fp32": round(before, 4), "int8": round(after, 4), "examples": len(texts)}
@@ -485,7 +486,7 @@ class TransformersModelLoader:
             tag, "int8", before, after, settings.int8_max_accuracy_drop, "INT8_MAX_ACCURACY_DROP"
         )
         logger.info("%s: int8 passes its guard: %s", tag, figures)
-        return int8, BackendRecord("onnx-int8", figures)
+        return int8, BackendRecord("onnx-int8", figures, int8.side_by_side)
 
 
 class BentoStoreModelSource:

@@ -3,6 +3,7 @@ the same answers as torch in fp32, and int8 only behind its accuracy guard."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,14 @@ import pytest
 
 from infrastructure.config.settings import TextServingSettings
 from infrastructure.ml.text.classifier import TransformersTextClassifier
-from infrastructure.ml.text.onnx_backend import FP32_FILE, INT8_FILE, ONNX_FOLDER
+from infrastructure.ml.text.onnx_backend import (
+    FP32_FILE,
+    INT8_FILE,
+    ONNX_FOLDER,
+    SIDE_BY_SIDE_FORWARD_TOKENS,
+    OnnxTextClassifier,
+    export_onnx,
+)
 from infrastructure.serving.loaders import TransformersModelLoader, check_accuracy_guard
 from infrastructure.store.bento_model_store import TEST_SPLIT_FILE
 from shared.errors import BackendRefusedError
@@ -42,6 +50,21 @@ def test_onnx_fp32_answers_as_torch_does_and_is_stored_with_the_model(text_champ
     assert np.allclose(served, reference.predict_proba(TEXTS), atol=1e-4)
 
 
+def test_passes_side_by_side_score_what_one_pass_at_a_time_scores(text_champion: str) -> None:
+    folder = _folder(text_champion)
+    exported = export_onnx(folder)
+    alone = OnnxTextClassifier.load(folder, exported, max_length=48, threads=2)
+    both = OnnxTextClassifier.load(folder, exported, 48, threads=2, side_by_side=True)
+    assert (alone.side_by_side, both.side_by_side) == (1, 2)
+    assert both.session.get_session_options().intra_op_num_threads == 1
+    assert both.forward_tokens == SIDE_BY_SIDE_FORWARD_TOKENS
+    # Mixed lengths and a small budget: many passes, so both threads get several.
+    texts = [" ".join(TEXTS[i % 2].split()[: 2 + i % 7]) for i in range(40)]
+    assert np.allclose(
+        both.predict_proba(texts, 64, max_tokens=48), alone.predict_proba(texts, 64, 48), atol=1e-5
+    )
+
+
 def test_int8_is_served_with_its_guard_figures(text_champion: str) -> None:
     # The 40-step smoke model is not the point here: a wide limit keeps this test about
     # serving int8 with its figures; the limit itself is tested below.
@@ -53,6 +76,7 @@ def test_int8_is_served_with_its_guard_figures(text_champion: str) -> None:
         assert reply.status_code == 200, reply.text
         backend = client.post("/metadata").json()["backend"]
     assert backend["name"] == "onnx-int8"
+    assert backend["passes_side_by_side"] == len(os.sched_getaffinity(0)), "one per core"
     assert backend["accuracy"]["examples"] == 872
     assert backend["accuracy"]["fp32"] - backend["accuracy"]["int8"] <= 0.2
     assert (_folder(text_champion) / ONNX_FOLDER / INT8_FILE).exists()

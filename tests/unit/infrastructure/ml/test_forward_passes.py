@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 
 from infrastructure.config.settings import TextServingSettings
-from infrastructure.ml.text.classifier import plan_forward_passes
-from infrastructure.serving.loaders import CPU_FORWARD_TOKENS, ForwardPlan, forward_plan
+from infrastructure.ml.text.classifier import CPU_FORWARD_TOKENS, plan_forward_passes
+from infrastructure.serving.loaders import ForwardPlan, forward_plan
 
 
 def test_passes_group_texts_of_similar_length_shortest_first() -> None:
@@ -28,9 +30,16 @@ def test_no_budget_cuts_only_by_count_and_empty_input_has_no_pass() -> None:
         plan_forward_passes([1], max_texts=0)
 
 
-def test_forward_plan_defaults_to_a_token_budget_on_cpu_and_whole_batches_on_gpu() -> None:
+@dataclass(frozen=True)
+class _Budget:
+    """What ``forward_plan`` reads of a classifier: its own token budget per pass."""
+
+    forward_tokens: int
+
+
+def test_forward_plan_takes_the_classifier_budget_unless_the_setting_names_one() -> None:
     settings = TextServingSettings(max_batch_size=32, max_instances=16)
-    assert forward_plan(settings, "cpu") == ForwardPlan(32, CPU_FORWARD_TOKENS)
-    assert forward_plan(settings, "cuda") == ForwardPlan(32, 0)
+    assert forward_plan(settings, _Budget(CPU_FORWARD_TOKENS)) == ForwardPlan(32, 256)
+    assert forward_plan(settings, _Budget(0)) == ForwardPlan(32, 0), "a GPU: whole batches"
     tuned = TextServingSettings(forward_max_tokens=512)
-    assert forward_plan(tuned, "cuda") == ForwardPlan(64, 512)
+    assert forward_plan(tuned, _Budget(0)) == ForwardPlan(64, 512)
