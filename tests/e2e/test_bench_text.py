@@ -37,7 +37,11 @@ def test_short_text_benchmark_judges_each_backend_around_its_level(
     levels = {(r["server"], r["clients"]): r for r in report["results"]}
     assert {("bentoml-batched", 64), ("bentoml-onnx-int8", 64)} <= set(levels)
     assert all(level["errors"] == 0 for level in levels.values()), levels
-    assert set(report["raw"]["backends"]) == {"torch", "onnx", "onnx-int8"}
+    backends = report["raw"]["backends"]
+    assert set(backends) == {"torch", "onnx", "onnx-int8", "onnx-int8-one-pass"}
+    cores = len(os.sched_getaffinity(0))
+    assert backends["onnx-int8"]["passes_side_by_side"] == cores, "as the service scores"
+    assert backends["onnx-int8-one-pass"]["passes_side_by_side"] == 1
     for server, backend in (("bentoml-batched", "torch"), ("bentoml-onnx-int8", "onnx-int8")):
         around = report["servers"][server]["raw_around"]["64"]
         assert around["rps_before"] > 0 and around["rps_after"] > 0, around
