@@ -121,15 +121,15 @@ def score_in_passes(
     probabilities_of: Callable[[dict[str, list[Any]]], np.ndarray],
     batch_size: int,
     max_tokens: int,
-    side_by_side: Executor | None = None,
+    pool: Executor | None = None,
 ) -> np.ndarray:
     """Tokenize ``texts`` together, cut them into length-sorted passes
     (:func:`plan_forward_passes`) and score each pass with ``probabilities_of`` (one pass's
     unpadded features in, its class probabilities out); results in input order. Shared by
     every backend, so they all pad and batch alike.
 
-    With ``side_by_side``, the passes run in that executor's threads at once, the costliest
-    first, so that the last one to start is a short one and no thread idles long at the end.
+    With ``pool``, the passes run in that executor's threads at once, the costliest first,
+    so that the last one to start is a short one and no thread idles long at the end.
     """
     probabilities = np.zeros((len(texts), classes), dtype=np.float32)
     if not texts:
@@ -143,14 +143,14 @@ def score_in_passes(
         # Passes hold disjoint rows, so threads writing side by side never meet.
         probabilities[chosen] = probabilities_of(features)
 
-    if side_by_side is None or len(passes) == 1:
+    if pool is None or len(passes) == 1:
         for chosen in passes:
             score(chosen)
     else:
         # Padded cost: a pass's longest text is its last (plan_forward_passes sorts them).
         passes.sort(key=lambda chosen: len(chosen) * lengths[chosen[-1]], reverse=True)
-        for _ in side_by_side.map(score, passes):
-            pass  # map re-raises the first pass's error here
+        # Drained, not just started: this waits for every pass and re-raises a pass's error.
+        list(pool.map(score, passes))
     return probabilities
 
 

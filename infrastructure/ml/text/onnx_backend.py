@@ -183,7 +183,7 @@ class OnnxTextClassifier:
     @property
     def forward_tokens(self) -> int:
         """The padded-token budget per pass this model scores fastest at."""
-        return SIDE_BY_SIDE_FORWARD_TOKENS if self._passes is not None else CPU_FORWARD_TOKENS
+        return SIDE_BY_SIDE_FORWARD_TOKENS if self.side_by_side > 1 else CPU_FORWARD_TOKENS
 
     def predict_proba(
         self, texts: Sequence[str], batch_size: int = 64, max_tokens: int = 0

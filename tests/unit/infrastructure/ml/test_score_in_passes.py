@@ -26,10 +26,8 @@ def _by_length(features: dict[str, list[Any]]) -> np.ndarray:
     return np.stack([lengths, lengths / 100.0], axis=1)
 
 
-def _score(side_by_side: ThreadPoolExecutor | None, of: Any = _by_length) -> np.ndarray:
-    return score_in_passes(
-        _words, TEXTS, 20, 2, of, batch_size=3, max_tokens=24, side_by_side=side_by_side
-    )
+def _score(pool: ThreadPoolExecutor | None, of: Any = _by_length) -> np.ndarray:
+    return score_in_passes(_words, TEXTS, 20, 2, of, batch_size=3, max_tokens=24, pool=pool)
 
 
 def test_side_by_side_passes_fill_the_same_rows_in_input_order() -> None:
