@@ -1,4 +1,4 @@
-"""Which accelerator a torch workload would run on here."""
+"""Which accelerator a torch workload would run on here, and how many CPU cores it may use."""
 
 from __future__ import annotations
 
@@ -32,3 +32,15 @@ def describe_device() -> str:
     if device == "cuda":
         return f"cuda ({torch.cuda.get_device_name(0)}, {torch.cuda.device_count()} visible)"
     return device
+
+
+def usable_cores() -> int:
+    """The CPUs this process may really use: the lowest of the machine's count, its
+    affinity (a container's cpuset) and its cgroup CPU quota (a pod's CPU limit, rounded
+    up). ``os.cpu_count()`` reads neither limit, and torch's and ONNX Runtime's default
+    thread counts ignore the quota: a pod limited to 2 CPUs on a 32-core node would start
+    32 compute threads and spend its quota switching between them. joblib (its loky
+    backend) reads cgroup v1 and v2."""
+    from joblib import cpu_count
+
+    return int(cpu_count())

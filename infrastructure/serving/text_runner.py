@@ -42,6 +42,7 @@ from application.inference.batching import MicroBatcher
 from domain.ports import ModelLoader
 from domain.serving.model import LoadedModel
 from infrastructure.config.settings import TextServingSettings
+from infrastructure.ml.device import usable_cores
 from infrastructure.serving.client_error_logging import skip_silent_access_log
 from infrastructure.serving.loaders import (
     BackendRecord,
@@ -104,27 +105,34 @@ def runner_workers(settings: TextServingSettings) -> int:
     return settings.runner_workers or settings.gpus or CPU_RUNNER_WORKERS
 
 
-def front_workers(settings: TextServingSettings, topology: Topology, cores: int | None) -> int:
-    """The set value; else one worker per core the runner leaves (up to 8) when split, and
-    one when single (a second model copy on the same cores measured slower)."""
+def front_workers(settings: TextServingSettings, topology: Topology, cores: int) -> int:
+    """The set value; else one worker per core (of the ``cores`` this process may use) the
+    runner leaves, up to 8, when split, and one when single (a second model copy on the
+    same cores measured slower)."""
     if settings.workers:
         return settings.workers
     if topology == "single":
         return 1
-    spare = (cores or 1) - runner_workers(settings)
+    spare = cores - runner_workers(settings)
     return max(1, min(MAX_FRONT_WORKERS, spare))
 
 
-def model_threads(settings: TextServingSettings, workers: int, cores: int | None) -> int:
-    """CPU threads per model copy: the setting, else the cores shared out among the
-    workers that each hold a copy (0: the library's default, all cores, for one copy).
+def model_threads(
+    settings: TextServingSettings, workers: int, cores: int, machine_cores: int | None
+) -> int:
+    """CPU threads per model copy: the setting, else the ``cores`` this process may use
+    shared out among the workers that each hold a copy. One copy gets the libraries'
+    default (0) on a machine of its own, and ``cores`` when its CPUs are limited below
+    ``machine_cores`` (a pod's CPU limit, a cpuset), which that default does not see.
 
     Two single-topology workers with torch's default (every core each) ran four compute
     threads on two cores: at half the measured capacity, 15% of the requests failed.
     """
-    if settings.torch_threads or workers <= 1:
+    if settings.torch_threads:
         return settings.torch_threads
-    return max(1, (cores or 1) // workers)
+    if workers <= 1:
+        return cores if cores < (machine_cores or cores) else 0
+    return max(1, cores // workers)
 
 
 def use_model_threads(settings: TextServingSettings, threads: int) -> TextServingSettings:
@@ -314,7 +322,8 @@ def build_text_runner(
 
     # Runner workers on the CPU each hold a copy: they share the cores out as the single
     # topology's workers do (a GPU runner's threads only feed its device).
-    threads = model_threads(settings, 1 if has_cuda else runner_workers(settings), os.cpu_count())
+    copies = 1 if has_cuda else runner_workers(settings)
+    threads = model_threads(settings, copies, usable_cores(), os.cpu_count())
 
     class TextRunner:
         def __init__(self) -> None:

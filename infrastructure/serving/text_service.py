@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from domain.ports import ModelLoader
 from domain.serving.prediction import Prediction
 from infrastructure.config.settings import TextServingSettings
+from infrastructure.ml.device import usable_cores
 from infrastructure.serving.client_error_logging import (
     quiet_client_errors,
     skip_silent_access_log,
@@ -88,7 +89,7 @@ def build_text_service(
     """
     served = resolve_served_model(settings)
     topology: Topology = "split" if runner is not None else "single"
-    workers = front_workers(settings, topology, os.cpu_count())
+    workers = front_workers(settings, topology, usable_cores())
     contract = served.contract
     if contract.max_length is None:
         raise ModelNotFoundError(
@@ -116,7 +117,7 @@ def build_text_service(
             loader: ModelLoader
             if runner is None:
                 use_gil_switch_interval(settings)
-                threads = model_threads(settings, workers, os.cpu_count())
+                threads = model_threads(settings, workers, usable_cores(), os.cpu_count())
                 loader = loader_factory(use_model_threads(settings, threads), on_cache)
             else:
                 loader = RunnerModelLoader(settings, lambda: self.model_runner, on_cache)

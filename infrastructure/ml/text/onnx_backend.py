@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from infrastructure.ml.device import usable_cores
 from infrastructure.ml.text.classifier import CPU_FORWARD_TOKENS, score_in_passes
 
 logger = logging.getLogger(__name__)
@@ -108,11 +108,6 @@ def quantize_int8(model_dir: Path) -> Path:
             staged.replace(target)
         logger.info("quantized %s to int8 (%d bytes)", model_dir.name, target.stat().st_size)
     return target
-
-
-def usable_cores() -> int:
-    """The CPUs this process may run on (its affinity, which a container's cpuset limits)."""
-    return len(os.sched_getaffinity(0))
 
 
 class OnnxTextClassifier:

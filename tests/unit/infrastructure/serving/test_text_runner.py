@@ -48,11 +48,22 @@ def test_worker_counts_follow_cores_and_gpus() -> None:
 
 
 def test_model_copies_share_the_cores_unless_threads_are_set() -> None:
-    assert model_threads(TextServingSettings(), workers=1, cores=2) == 0, "torch's default"
-    assert model_threads(TextServingSettings(), workers=2, cores=2) == 1
-    assert model_threads(TextServingSettings(), workers=3, cores=16) == 5
-    assert model_threads(TextServingSettings(), workers=4, cores=2) == 1
-    assert model_threads(TextServingSettings(torch_threads=2), workers=2, cores=2) == 2
+    settings = TextServingSettings()
+    assert model_threads(settings, workers=1, cores=2, machine_cores=2) == 0, "torch's default"
+    assert model_threads(settings, workers=2, cores=2, machine_cores=2) == 1
+    assert model_threads(settings, workers=3, cores=16, machine_cores=16) == 5
+    assert model_threads(settings, workers=4, cores=2, machine_cores=2) == 1
+    assert model_threads(TextServingSettings(torch_threads=2), 2, cores=2, machine_cores=2) == 2
+
+
+def test_one_copy_on_limited_cpus_gets_their_count_not_the_machines() -> None:
+    # A pod limited to 2 CPUs on a 32-core node: torch's and ONNX Runtime's defaults would
+    # start a compute thread per node core.
+    settings = TextServingSettings()
+    assert model_threads(settings, workers=1, cores=2, machine_cores=32) == 2
+    assert model_threads(settings, workers=2, cores=2, machine_cores=32) == 1
+    assert model_threads(settings, workers=1, cores=4, machine_cores=None) == 0
+    assert model_threads(TextServingSettings(torch_threads=8), 1, 2, machine_cores=32) == 8
 
 
 def test_the_gil_switch_interval_is_the_setting_and_zero_leaves_pythons() -> None:
