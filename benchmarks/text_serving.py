@@ -105,12 +105,16 @@ ONE_PASS_INT8 = "onnx-int8-one-pass"
 def _backend_classifier(backend: str, model_path: Path, max_length: int) -> Any:
     """``backend`` as the service's settings (this environment's) configure it."""
     from infrastructure.config.settings import TextServingSettings
+    from infrastructure.ml.device import usable_cores
     from infrastructure.ml.text import onnx_backend
     from infrastructure.ml.text.classifier import TransformersTextClassifier
+    from infrastructure.serving.text_runner import model_threads, use_model_threads
 
+    # The threads a single-topology service gives its one copy of the model here.
+    threads = model_threads(TextServingSettings(), 1, usable_cores(), os.cpu_count())
+    settings = use_model_threads(TextServingSettings(), threads)
     if backend == "torch":
         return TransformersTextClassifier.load(model_path, max_length)
-    settings = TextServingSettings()
     exported = (
         onnx_backend.export_onnx(model_path)
         if backend == "onnx"
@@ -142,7 +146,7 @@ def raw_throughput(
         entry: dict[str, Any] = {
             "device": classifier.device,
             "forward_max_tokens": plan.max_tokens,
-            "passes_side_by_side": getattr(classifier, "side_by_side", 1),
+            "passes_side_by_side": classifier.side_by_side,
             "batches": {},
         }
         if split is not None:

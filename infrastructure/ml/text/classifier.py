@@ -39,6 +39,10 @@ class TransformersTextClassifier:
     """Eval mode, inference mode, batches padded to their own longest text; on CUDA the
     forward passes can run with TF32 matmuls or under bf16/fp16 autocast."""
 
+    # One pass at a time, torch's intra-op threads sharing it (ONNX Runtime's backend can
+    # score several at once).
+    side_by_side = 1
+
     def __init__(
         self,
         model: Any,
