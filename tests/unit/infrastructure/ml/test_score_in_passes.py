@@ -1,4 +1,5 @@
-"""Scoring a batch's passes side by side: the same rows as one at a time, errors surface."""
+"""Scoring a batch's passes side by side: the same rows as one at a time, errors surface;
+a pass pads as the tokenizer would."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from infrastructure.ml.text.classifier import score_in_passes
+from infrastructure.ml.text.classifier import pad_pass, score_in_passes
 
 TEXTS = [" ".join(["word"] * n) for n in (3, 17, 1, 9, 9, 25, 2, 14, 6, 30, 4, 11)]
 
@@ -52,3 +53,21 @@ def test_a_failing_pass_fails_the_batch_side_by_side_too() -> None:
 
     with ThreadPoolExecutor(2) as pool, pytest.raises(RuntimeError, match="this pass broke"):
         _score(pool, broken)
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_a_pass_pads_as_the_tokenizer_does(side: str) -> None:
+    from transformers import AutoTokenizer
+
+    from application.training.jobs import DEFAULT_TEXT_BASE_MODEL
+    from infrastructure.ml.text.base_model import resolve_base_model
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_base_model(DEFAULT_TEXT_BASE_MODEL))
+    tokenizer.padding_side = side
+    features = dict(tokenizer(["a short one", "a rather longer sentence than that", "x"]))
+    expected = tokenizer.pad(features, return_tensors="np")
+    padded = pad_pass(features, tokenizer.pad_token_id, side)
+    assert padded.keys() == expected.keys()
+    for name, values in padded.items():
+        assert values.dtype == np.int64
+        assert np.array_equal(values, expected[name]), name
