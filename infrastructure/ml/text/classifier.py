@@ -177,10 +177,8 @@ def pad_pass(
         fill = (pad_token_id or 0) if name == "input_ids" else 0
         array = np.full((len(rows), width), fill, dtype=np.int64)
         for index, row in enumerate(values):
-            if side == "left":
-                array[index, width - len(row) :] = row
-            else:
-                array[index, : len(row)] = row
+            start = width - len(row) if side == "left" else 0
+            array[index, start : start + len(row)] = row
         padded[name] = array
     return padded
 
