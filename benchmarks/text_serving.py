@@ -100,6 +100,9 @@ def load_sentences() -> list[str]:
 # ONNX int8 scored one pass at a time on every thread, as the service did before
 # ``ONNX_SIDE_BY_SIDE``: measured raw only, next to the served configuration.
 ONE_PASS_INT8 = "onnx-int8-one-pass"
+# torch behind ``torch.compile`` (``TORCH_COMPILE``), raw: Inductor kernels everywhere, and
+# CUDA graphs on top where a GPU is seen.
+COMPILED_TORCH = {"torch-compile": "default", "torch-compile-cuda-graphs": "reduce-overhead"}
 
 
 def _backend_classifier(backend: str, model_path: Path, max_length: int) -> Any:
@@ -115,6 +118,9 @@ def _backend_classifier(backend: str, model_path: Path, max_length: int) -> Any:
     settings = use_model_threads(TextServingSettings(), threads)
     if backend == "torch":
         return TransformersTextClassifier.load(model_path, max_length)
+    if backend in COMPILED_TORCH:
+        eager = TransformersTextClassifier.load(model_path, max_length)
+        return eager.compiled(COMPILED_TORCH[backend])  # type: ignore[arg-type]
     exported = (
         onnx_backend.export_onnx(model_path)
         if backend == "onnx"
@@ -351,7 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--output", type=Path, default=REPO_ROOT / "benchmarks/results/text_serving.json"
     )
-    parser.add_argument("--runs", default="raw,service,unbatched,nobatch,cache,split,onnx,int8")
+    parser.add_argument(
+        "--runs", default="raw,service,unbatched,nobatch,cache,split,compile,onnx,int8"
+    )
     parser.add_argument(
         "--raw-texts", type=int, default=1024, help="texts per raw-model measurement"
     )
@@ -435,6 +443,12 @@ def main(argv: list[str] | None = None) -> int:
             "env": {**service_env, "MLOPS_TEXT_SERVE_CACHE": "true"},
             "levels": [64],
         },
+        "compile": {
+            "name": "bentoml-torch-compile",
+            "command": bentoml_command,
+            "env": {**service_env, "MLOPS_TEXT_SERVE_TORCH_COMPILE": "default"},
+            "levels": [64],
+        },
         "onnx": {
             "name": "bentoml-onnx",
             "command": bentoml_command,
@@ -458,18 +472,24 @@ def main(argv: list[str] | None = None) -> int:
     onnx_runs = bool(runs & {"onnx", "int8"})
     # The one-pass int8 row only when the served int8 is not that configuration already.
     backends = ["torch"] + (["onnx", "onnx-int8"] if onnx_runs else [])
+    if "compile" in runs:
+        import torch
+
+        backends.append("torch-compile")
+        if torch.cuda.is_available():
+            backends.append("torch-compile-cuda-graphs")
     if onnx_runs and TextServingSettings().onnx_side_by_side:
         backends.append(ONE_PASS_INT8)
     raw_texts = sentences[: args.raw_texts]
     raw = raw_throughput(model_path, max_length, raw_texts, backends) if "raw" in runs else None
     results: list[LevelResult] = []
     extras: dict[str, Any] = {}
-    for key in ("service", "unbatched", "nobatch", "cache", "split", "onnx", "int8"):
+    for key in ("service", "unbatched", "nobatch", "cache", "split", "compile", "onnx", "int8"):
         if key not in runs:
             continue
         spec = servers[key]
         probe = None
-        backend = {"service": "torch", "int8": "onnx-int8"}.get(key)
+        backend = {"service": "torch", "compile": "torch-compile", "int8": "onnx-int8"}.get(key)
         if raw and backend is not None and backend in raw["backends"]:
             batches = raw["backends"][backend]["batches"]
             best = max(batches, key=lambda size: batches[size]["rps"])
@@ -653,6 +673,17 @@ def explain(results: list[LevelResult], raw: dict[str, Any] | None) -> dict[str,
     unbatched = [r.rps for r in results if r.server == "unbatched-fastapi" and r.rps]
     if unbatched:
         found["service@64 / best unbatched level"] = round(ours.rps / max(unbatched), 2)
+    compiled = by_key.get(("bentoml-torch-compile", 64))
+    if compiled and ours.rps:
+        found["torch-compile service@64 / torch service@64"] = round(compiled.rps / ours.rps, 3)
+    backends = (raw or {}).get("backends", {})
+    for name in COMPILED_TORCH:
+        if name in backends and "torch" in backends:
+            rate, eager = backends[name]["batches"], backends["torch"]["batches"]
+            best = max(eager, key=lambda size: eager[size]["rps"])
+            found[f"raw {name} / raw torch at batch {best}"] = round(
+                rate[best]["rps"] / eager[best]["rps"], 3
+            )
     for clients in (64, 128):
         single, split = (
             by_key.get(("bentoml-batched", clients)),

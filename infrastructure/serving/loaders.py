@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
@@ -274,6 +274,8 @@ class BackendRecord:
     accuracy: dict[str, float] = field(default_factory=dict)
     # Forward passes scored at once (ONNX Runtime's ``ONNX_SIDE_BY_SIDE``), one thread each.
     passes_side_by_side: int = 1
+    # ``torch.compile`` mode of the torch backend (``TORCH_COMPILE``), "off" when eager.
+    compiled: str = "off"
 
 
 class TextScorer:
@@ -411,6 +413,8 @@ class TransformersModelLoader:
         if contract.max_length is None:
             raise ModelNotFoundError(f"{tag} is a {contract.task} model, not a text one")
         classifier, backend = self._classifier(tag, Path(stored.path), contract.max_length)
+        if settings.torch_compile != "off":
+            classifier, backend = self._compiled(tag, classifier, backend)
         if tuple(classifier.classes) != contract.classes:
             raise ValueError(
                 f"{tag}: model labels {classifier.classes} differ from its contract's classes "
@@ -426,13 +430,38 @@ class TransformersModelLoader:
         )
         scorer.backend = backend
         largest = max(settings.max_batch_size, settings.max_instances)
-        scorer.warm(
-            [min(size, largest) for size in settings.warmup_batch_sizes],
-            settings.warmup_rounds,
-            contract.max_length,
-        )
+        sizes = [min(size, largest) for size in settings.warmup_batch_sizes]
+        if settings.torch_compile != "off":
+            sizes.append(1)  # a pass of one text compiles apart (see ``compiled``)
+        try:
+            scorer.warm(
+                sizes,
+                settings.warmup_rounds,
+                contract.max_length,
+            )
+        except Exception as error:
+            if settings.torch_compile == "off":
+                raise
+            # torch.compile works on the first call, so its failures (no C compiler, an
+            # unsupported operator) surface here, as a load refused by the setting's name.
+            raise BackendRefusedError(
+                f"{tag}: TORCH_COMPILE={settings.torch_compile} failed in the warm-up "
+                f"({type(error).__name__}: {error}); set it to off to serve eagerly"
+            ) from error
         logger.info("%s warmed in %.2fs: %s", tag, scorer.warmup.seconds, scorer.warmup.batch_ms)
         return loaded_model(stored, contract, scorer)
+
+    def _compiled(
+        self, tag: str, classifier: Any, backend: BackendRecord
+    ) -> tuple[Any, BackendRecord]:
+        mode = self._settings.torch_compile
+        option = f"TORCH_COMPILE={mode}"
+        if mode == "reduce-overhead" and not classifier.device.startswith("cuda"):
+            raise BackendRefusedError(
+                f"{tag}: {option} records CUDA graphs, and this worker runs on "
+                f"{classifier.device}; use TORCH_COMPILE=default"
+            )
+        return classifier.compiled(mode), replace(backend, compiled=mode)
 
     def _classifier(self, tag: str, folder: Path, max_length: int) -> tuple[Any, BackendRecord]:
         settings = self._settings

@@ -1,5 +1,6 @@
-"""A short ``make bench-text``: the raw models, the torch service and the int8 service,
-each started for real; each judged level is bracketed by its own backend's raw probe."""
+"""A short ``make bench-text``: the raw models, the torch service, the compiled torch service
+and the int8 service, each started for real; each judged level is bracketed by its own
+backend's raw probe."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def test_short_text_benchmark_judges_each_backend_around_its_level(
 ) -> None:
     output = tmp_path / "text.json"
     command = stored_model_benchmark("text_serving", isolated_state, text_champion)
-    command += ["--runs", "raw,service,int8", "--levels", "64"]
+    command += ["--runs", "raw,service,compile,int8", "--levels", "64"]
     command += ["--requests", "192", "--warmup", "32", "--raw-texts", "128"]
     command += ["--output", str(output)]
     # The smoke model (40 LoRA steps) loses more than a point to int8; the guard's own
@@ -35,10 +36,18 @@ def test_short_text_benchmark_judges_each_backend_around_its_level(
 
     report = json.loads(output.read_text())
     levels = {(r["server"], r["clients"]): r for r in report["results"]}
-    assert {("bentoml-batched", 64), ("bentoml-onnx-int8", 64)} <= set(levels)
+    assert {
+        ("bentoml-batched", 64),
+        ("bentoml-torch-compile", 64),
+        ("bentoml-onnx-int8", 64),
+    } <= set(levels)
     assert all(level["errors"] == 0 for level in levels.values()), levels
     backends = report["raw"]["backends"]
-    assert set(backends) == {"torch", "onnx", "onnx-int8", "onnx-int8-one-pass"}
+    assert set(backends) == {"torch", "torch-compile", "onnx", "onnx-int8", "onnx-int8-one-pass"}
+    compiled, eager = backends["torch-compile"], backends["torch"]
+    assert abs(compiled["test_accuracy"] - eager["test_accuracy"]) <= 0.002, (compiled, eager)
+    assert "raw torch-compile / raw torch at batch" in " ".join(report["context"])
+    assert report["context"]["torch-compile service@64 / torch service@64"] > 0
     cores = len(os.sched_getaffinity(0))
     assert backends["onnx-int8"]["passes_side_by_side"] == cores, "as the service scores"
     assert backends["onnx-int8-one-pass"]["passes_side_by_side"] == 1

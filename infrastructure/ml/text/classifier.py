@@ -15,6 +15,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from infrastructure.ml.device import detect_device
 
 Precision = Literal["fp32", "tf32", "bf16", "fp16"]
+CompileMode = Literal["default", "reduce-overhead"]
 AUTOCAST_TYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # Padded tokens per forward pass on CPU, measured on 2 cores over SST-2 sentences (README,
 # "Serve (text)"): length-sorted passes of at most 256 padded tokens served 277-355 texts/s
@@ -100,6 +101,21 @@ class TransformersTextClassifier:
         """The same weights (not copied) scored at another precision."""
         return TransformersTextClassifier(
             self.model, self.tokenizer, self.max_length, self.device, precision
+        )
+
+    def compiled(self, mode: CompileMode = "default") -> TransformersTextClassifier:
+        """The same weights behind ``torch.compile``, shapes dynamic from the start.
+
+        Dynamic, because every pass has its own batch and sequence length: compiled for the
+        first shape only, each new length would compile again. Only a pass of one text still
+        compiles once more (sizes 0 and 1 are always specialized), which the warm-up's batch
+        of one takes care of before traffic. Compiling happens on the first call.
+        """
+        if mode == "reduce-overhead" and not self.device.startswith("cuda"):
+            raise ValueError(f"torch.compile mode {mode} records CUDA graphs: not on {self.device}")
+        model = torch.compile(self.model, mode=mode, dynamic=True)
+        return TransformersTextClassifier(
+            model, self.tokenizer, self.max_length, self.device, self.precision
         )
 
     def _pass_probabilities(self, features: dict[str, list[Any]]) -> np.ndarray:

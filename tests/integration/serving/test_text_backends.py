@@ -109,3 +109,28 @@ def test_reduced_precision_on_a_cpu_is_refused_by_name(text_champion: str) -> No
     loader = TransformersModelLoader(TextServingSettings(precision="fp16", device="cpu"))
     with pytest.raises(BackendRefusedError, match="PRECISION=fp16 applies to CUDA"):
         loader.load(str(stored.tag))
+
+
+def test_torch_compile_answers_as_eager_torch_and_is_named(text_champion: str) -> None:
+    service = text_service(model_name=text_champion, torch_compile="default")
+    with asgi_client(service) as client:
+        reply = client.post("/classify", json={"texts": TEXTS})
+        assert reply.status_code == 200, reply.text
+        # One text alone: the pass shape the warm-up compiles apart.
+        alone = client.post("/classify", json={"texts": TEXTS[:1]})
+        assert alone.status_code == 200, alone.text
+        backend = client.post("/metadata").json()["backend"]
+    assert (backend["name"], backend["compiled"]) == ("torch", "default")
+    served = np.array(
+        [[p["probabilities"][c] for c in ("negative", "positive")] for p in reply.json()]
+    )
+    reference = TransformersTextClassifier.load(_folder(text_champion), max_length=48, device="cpu")
+    assert np.allclose(served, reference.predict_proba(TEXTS), atol=1e-5)
+    assert alone.json()[0]["probabilities"] == reply.json()[0]["probabilities"]
+
+
+def test_cuda_graphs_on_a_cpu_are_refused_by_name(text_champion: str) -> None:
+    stored = bentoml.models.get(f"{text_champion}:latest")
+    settings = TextServingSettings(torch_compile="reduce-overhead", device="cpu")
+    with pytest.raises(BackendRefusedError, match="TORCH_COMPILE=reduce-overhead records CUDA"):
+        TransformersModelLoader(settings).load(str(stored.tag))

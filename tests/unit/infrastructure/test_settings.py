@@ -107,3 +107,14 @@ def test_invalid_text_service_settings_name_the_field(
     monkeypatch.setenv(key, value)
     with pytest.raises(ValidationError, match=field):
         TextServingSettings()
+
+
+def test_torch_compile_with_an_onnx_backend_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MLOPS_TEXT_SERVE_TORCH_COMPILE", "default")
+    monkeypatch.setenv("MLOPS_TEXT_SERVE_BACKEND", "onnx-int8")
+    with pytest.raises(ValidationError, match="torch_compile: default compiles the torch backend"):
+        TextServingSettings()
+    monkeypatch.setenv("MLOPS_TEXT_SERVE_BACKEND", "torch")
+    assert TextServingSettings().torch_compile == "default"
