@@ -444,9 +444,10 @@ class TransformersModelLoader:
                 raise
             # torch.compile works on the first call, so its failures (no C compiler, an
             # unsupported operator) surface here, as a load refused by the setting's name.
+            reason = (str(error).strip().splitlines() or [""])[0]  # torch adds hints below
             raise BackendRefusedError(
                 f"{tag}: TORCH_COMPILE={settings.torch_compile} failed in the warm-up "
-                f"({type(error).__name__}: {error}); set it to off to serve eagerly"
+                f"({type(error).__name__}: {reason}); set it to off to serve eagerly"
             ) from error
         logger.info("%s warmed in %.2fs: %s", tag, scorer.warmup.seconds, scorer.warmup.batch_ms)
         return loaded_model(stored, contract, scorer)

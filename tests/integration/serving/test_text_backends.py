@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import bentoml
 import numpy as np
 import pytest
 
+from benchmarks.champions import REPO_ROOT
 from infrastructure.config.settings import TextServingSettings
 from infrastructure.ml.text.classifier import TransformersTextClassifier
 from infrastructure.ml.text.onnx_backend import (
@@ -126,7 +129,42 @@ def test_torch_compile_answers_as_eager_torch_and_is_named(text_champion: str) -
     )
     reference = TransformersTextClassifier.load(_folder(text_champion), max_length=48, device="cpu")
     assert np.allclose(served, reference.predict_proba(TEXTS), atol=1e-5)
-    assert alone.json()[0]["probabilities"] == reply.json()[0]["probabilities"]
+    first = reply.json()[0]["probabilities"]
+    assert alone.json()[0]["probabilities"] == pytest.approx(first, abs=1e-5)
+
+
+def test_a_failed_compile_refuses_the_load_by_name(text_champion: str, tmp_path: Path) -> None:
+    # Inductor builds its kernels with the C++ compiler in CXX; with none that works and an
+    # empty kernel cache, the compile fails in the warm-up, in a process of its own.
+    stored = bentoml.models.get(f"{text_champion}:latest")
+    script = (
+        "from infrastructure.config.settings import TextServingSettings\n"
+        "from infrastructure.serving.loaders import TransformersModelLoader\n"
+        "from shared.errors import BackendRefusedError\n"
+        "settings = TextServingSettings(torch_compile='default', device='cpu')\n"
+        "try:\n"
+        f"    TransformersModelLoader(settings).load({str(stored.tag)!r})\n"
+        "except BackendRefusedError as error:\n"
+        "    print('refused:', error)\n"
+    )
+    env = {
+        **os.environ,
+        "CXX": str(tmp_path / "no-such-compiler"),
+        "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "refused:" in done.stdout and "TORCH_COMPILE=default failed in the warm-up" in (
+        done.stdout
+    ), done.stdout[-2000:]
+    assert "set it to off to serve eagerly" in done.stdout
 
 
 def test_cuda_graphs_on_a_cpu_are_refused_by_name(text_champion: str) -> None:
