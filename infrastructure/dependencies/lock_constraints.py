@@ -18,6 +18,7 @@ import argparse
 import importlib.metadata
 import re
 import sys
+import sysconfig
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -129,10 +130,16 @@ NOT_LOCKED = frozenset({"pip", "bento-mlops"})
 
 
 def installed_distributions() -> dict[str, str]:
-    return {
-        normalize_name(dist.metadata["Name"]): dist.version
-        for dist in importlib.metadata.distributions()
-    }
+    """Name -> version of each distribution pip installed into this interpreter's
+    environment (its site-packages), not of everything on ``sys.path``: importing
+    setuptools (as torch.compile's C++ builder does) appends setuptools' ``_vendor`` folder,
+    with its own older importlib-metadata, zipp and platformdirs, to ``sys.path``."""
+    paths = sysconfig.get_paths()
+    folders = list(dict.fromkeys([paths["purelib"], paths["platlib"]]))
+    found: dict[str, str] = {}
+    for dist in importlib.metadata.distributions(path=folders):
+        found.setdefault(normalize_name(dist.metadata["Name"]), dist.version)
+    return found
 
 
 def uncovered(

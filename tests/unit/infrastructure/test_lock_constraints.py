@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import importlib.metadata
+import sys
 from pathlib import Path
 
 import pytest
 
 from infrastructure.dependencies.lock_constraints import (
     constraints_for,
+    installed_distributions,
     main,
     mismatches,
     read_lock,
@@ -155,3 +158,21 @@ def test_the_project_lock_pins_torch_2_13_and_matches_this_environment() -> None
     assert mismatches(packages) == []
     # Every installed package came from a constraint `make install` wrote, none from the index.
     assert uncovered(packages, extras=["dev"]) == []
+
+
+def test_only_what_pip_installed_here_counts_not_all_of_sys_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As setuptools' _vendor folder, appended to sys.path when setuptools is imported: an
+    # older copy of an installed package, and one that is not installed at all.
+    for name, version in (("zipp", "0.0.1"), ("vendored-only", "1.0")):
+        folder = tmp_path / f"{name.replace('-', '_')}-{version}.dist-info"
+        folder.mkdir()
+        (folder / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        )
+    monkeypatch.setattr(sys, "path", [*sys.path, str(tmp_path)])
+    found = installed_distributions()
+    assert found["zipp"] == importlib.metadata.version("zipp") != "0.0.1"
+    assert "vendored-only" not in found
+    assert "bento-mlops" in found, "the project's own editable install is in site-packages"
