@@ -43,7 +43,7 @@ import time
 import urllib.request
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmarks.champions import REPO_ROOT, champion_tag, ensure_champion, tool, use_stores
 from benchmarks.http_load import (
@@ -53,6 +53,9 @@ from benchmarks.http_load import (
     run_level,
     server_process,
 )
+
+if TYPE_CHECKING:  # torch loads only when a backend is measured
+    from infrastructure.ml.text.classifier import CompileMode
 
 MODEL = "sst2-sentiment"
 QUICK_CONFIG = "configs/sst2_quick.yaml"
@@ -102,7 +105,10 @@ def load_sentences() -> list[str]:
 ONE_PASS_INT8 = "onnx-int8-one-pass"
 # torch behind ``torch.compile`` (``TORCH_COMPILE``), raw: Inductor kernels everywhere, and
 # CUDA graphs on top where a GPU is seen.
-COMPILED_TORCH = {"torch-compile": "default", "torch-compile-cuda-graphs": "reduce-overhead"}
+COMPILED_TORCH: dict[str, CompileMode] = {
+    "torch-compile": "default",
+    "torch-compile-cuda-graphs": "reduce-overhead",
+}
 
 
 def _backend_classifier(backend: str, model_path: Path, max_length: int) -> Any:
@@ -120,7 +126,7 @@ def _backend_classifier(backend: str, model_path: Path, max_length: int) -> Any:
         return TransformersTextClassifier.load(model_path, max_length)
     if backend in COMPILED_TORCH:
         eager = TransformersTextClassifier.load(model_path, max_length)
-        return eager.compiled(COMPILED_TORCH[backend])  # type: ignore[arg-type]
+        return eager.compiled(COMPILED_TORCH[backend])
     exported = (
         onnx_backend.export_onnx(model_path)
         if backend == "onnx"

@@ -412,8 +412,9 @@ class TransformersModelLoader:
         stored, contract = stored_model(tag)
         if contract.max_length is None:
             raise ModelNotFoundError(f"{tag} is a {contract.task} model, not a text one")
+        compiling = settings.torch_compile != "off"
         classifier, backend = self._classifier(tag, Path(stored.path), contract.max_length)
-        if settings.torch_compile != "off":
+        if compiling:
             classifier, backend = self._compiled(tag, classifier, backend)
         if tuple(classifier.classes) != contract.classes:
             raise ValueError(
@@ -431,16 +432,12 @@ class TransformersModelLoader:
         scorer.backend = backend
         largest = max(settings.max_batch_size, settings.max_instances)
         sizes = [min(size, largest) for size in settings.warmup_batch_sizes]
-        if settings.torch_compile != "off":
+        if compiling:
             sizes.append(1)  # a pass of one text compiles apart (see ``compiled``)
         try:
-            scorer.warm(
-                sizes,
-                settings.warmup_rounds,
-                contract.max_length,
-            )
+            scorer.warm(sizes, settings.warmup_rounds, contract.max_length)
         except Exception as error:
-            if settings.torch_compile == "off":
+            if not compiling:
                 raise
             # torch.compile works on the first call, so its failures (no C compiler, an
             # unsupported operator) surface here, as a load refused by the setting's name.
@@ -456,13 +453,13 @@ class TransformersModelLoader:
         self, tag: str, classifier: Any, backend: BackendRecord
     ) -> tuple[Any, BackendRecord]:
         mode = self._settings.torch_compile
-        option = f"TORCH_COMPILE={mode}"
-        if mode == "reduce-overhead" and not classifier.device.startswith("cuda"):
+        try:
+            compiled = classifier.compiled(mode)
+        except ValueError as error:  # a mode this device cannot run
             raise BackendRefusedError(
-                f"{tag}: {option} records CUDA graphs, and this worker runs on "
-                f"{classifier.device}; use TORCH_COMPILE=default"
-            )
-        return classifier.compiled(mode), replace(backend, compiled=mode)
+                f"{tag}: TORCH_COMPILE={error}; use TORCH_COMPILE=default"
+            ) from error
+        return compiled, replace(backend, compiled=mode)
 
     def _classifier(self, tag: str, folder: Path, max_length: int) -> tuple[Any, BackendRecord]:
         settings = self._settings

@@ -112,7 +112,7 @@ class TransformersTextClassifier:
         of one takes care of before traffic. Compiling happens on the first call.
         """
         if mode == "reduce-overhead" and not self.device.startswith("cuda"):
-            raise ValueError(f"torch.compile mode {mode} records CUDA graphs: not on {self.device}")
+            raise ValueError(f"{mode} records CUDA graphs, and this model is on {self.device}")
         model = torch.compile(self.model, mode=mode, dynamic=True)
         return TransformersTextClassifier(
             model, self.tokenizer, self.max_length, self.device, self.precision
